@@ -1,0 +1,34 @@
+# glue-tf: `make install` then `make test`. Everything runs inside .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PRETRAINED := models/pretrained/minilm-l6-h384-uncased
+GLUE_DIR ?= ../shared/glue_data
+TFDS_MANUAL_DIR ?= ../shared/glue_tfds_manual
+PYTEST_ARGS ?=
+
+.PHONY: install pretrained test test-fast data-check clean
+
+install: $(VENV)/.installed pretrained
+
+# Reinstalls only when pyproject.toml changes, so a second `make install` is a no-op.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+pretrained: $(VENV)/.installed
+	PYTHON=$(BIN)/python scripts/fetch_pretrained.sh $(PRETRAINED)
+
+test: $(VENV)/.installed
+	GLUE_DIR=$(GLUE_DIR) TFDS_MANUAL_DIR=$(TFDS_MANUAL_DIR) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed
+	GLUE_DIR=$(GLUE_DIR) TFDS_MANUAL_DIR=$(TFDS_MANUAL_DIR) $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+data-check: $(VENV)/.installed
+	$(BIN)/glue-tf data check --glue-dir $(GLUE_DIR)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

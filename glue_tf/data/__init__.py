@@ -1,0 +1,1 @@
+"""GLUE examples from a TSV folder or tfds, all shaped as tfds gives them."""

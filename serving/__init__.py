@@ -1,0 +1,1 @@
+"""The glue-tf REST service (Flask under gunicorn); needs TensorFlow and tensorflow-text only."""
