@@ -6,8 +6,13 @@ PRETRAINED := models/pretrained/minilm-l6-h384-uncased
 GLUE_DIR ?= ../shared/glue_data
 TFDS_MANUAL_DIR ?= ../shared/glue_tfds_manual
 PYTEST_ARGS ?=
+BACKBONE ?= $(PRETRAINED)
+EPOCHS ?= 3
+OUT ?= runs/latest
+TASKS ?= all
+TRAIN_ARGS ?=
 
-.PHONY: install pretrained test test-fast data-check clean
+.PHONY: install pretrained test test-fast data-check train-all submit clean
 
 install: $(VENV)/.installed pretrained
 
@@ -29,6 +34,14 @@ test-fast: $(VENV)/.installed
 
 data-check: $(VENV)/.installed
 	$(BIN)/glue-tf data check --glue-dir $(GLUE_DIR)
+
+# Every GLUE task whose data is found (GLUE_DIR empty: tfds), then report.md/json and test predictions.
+train-all: $(VENV)/.installed
+	$(BIN)/glue-tf train-all $(if $(GLUE_DIR),--glue-dir $(GLUE_DIR),) --backbone $(BACKBONE) \
+		--epochs $(EPOCHS) --tasks $(TASKS) --out $(OUT) $(TRAIN_ARGS)
+
+submit: $(VENV)/.installed
+	$(BIN)/glue-tf submit --out $(OUT)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

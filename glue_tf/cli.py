@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from glue_tf.backbones import BackboneError
 from glue_tf.data.errors import DataError, MissingDataError
 from glue_tf.tasks import get_task, parse_task_list
 
@@ -46,6 +47,79 @@ def _cmd_data_show(args) -> int:
     return 0
 
 
+def _add_train_flags(parser: argparse.ArgumentParser) -> None:
+    from glue_tf.config import DEFAULT_BACKBONE, TrainConfig
+    from glue_tf.precision import POLICIES
+
+    defaults = TrainConfig()
+    _add_source_flags(parser)
+    group = parser.add_argument_group("training")
+    group.add_argument("--backbone", default=DEFAULT_BACKBONE,
+                       help="KerasHub preset name, Keras preset folder or Hugging Face BERT folder "
+                            f"(default: {DEFAULT_BACKBONE})")
+    group.add_argument("--epochs", type=int, default=defaults.epochs)
+    group.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    group.add_argument("--learning-rate", type=float, default=None, help="default: the task's (see config.py)")
+    group.add_argument("--max-seq-length", type=int, default=defaults.max_seq_length)
+    group.add_argument("--precision", choices=POLICIES, default=defaults.precision)
+    group.add_argument("--seed", type=int, default=defaults.seed)
+    group.add_argument("--dropout", type=float, default=defaults.dropout)
+    group.add_argument("--jit-compile", action="store_true", help="XLA-compile the train step (GPUs; slower on CPU)")
+    group.add_argument("--max-train-examples", type=int, default=None, help="train on a random subset (smoke runs)")
+    group.add_argument("--max-eval-examples", type=int, default=None, help="score a random dev subset (smoke runs)")
+    group.add_argument("--out", default="runs/latest", help="output folder (default: runs/latest)")
+
+
+def _train_config(args):
+    from glue_tf.config import TrainConfig
+
+    return TrainConfig(
+        backbone=args.backbone,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        max_seq_length=args.max_seq_length,
+        precision=args.precision,
+        seed=args.seed,
+        dropout=args.dropout,
+        jit_compile=args.jit_compile,
+        max_train_examples=args.max_train_examples,
+        max_eval_examples=args.max_eval_examples,
+    )
+
+
+def _cmd_train(args) -> int:
+    from glue_tf import backbones, report
+    from glue_tf.train import train_task
+
+    task = get_task(args.task)
+    if task.eval_only:
+        raise KeyError(f"{task.name} has no training data; it is predicted with the {task.predicted_by} model")
+    backbones.check_spec(args.backbone)
+    result = train_task(task, _source(args), _train_config(args), args.out)
+    report.write(args.out, {task.name: result}, {})
+    return 0
+
+
+def _cmd_train_all(args) -> int:
+    from glue_tf import backbones
+    from glue_tf.suite import train_all
+
+    backbones.check_spec(args.backbone)
+    train_all(_source(args), _train_config(args), args.out, parse_task_list(args.tasks))
+    return 0
+
+
+def _cmd_submit(args) -> int:
+    from glue_tf.submission import make_zip
+
+    path, missing = make_zip(args.out, args.output)
+    print(f"wrote {path}")
+    if missing:
+        print(f"not included (no test predictions): {', '.join(missing)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="glue-tf", description="Fine-tune, score and serve GLUE with KerasHub.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -65,6 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--limit", type=int, default=10, help="how many examples (0: all)")
     show.add_argument("--json", action="store_true", help="one JSON object per line")
     show.set_defaults(func=_cmd_data_show)
+
+    train = commands.add_parser("train", help="fine-tune, evaluate and export one task")
+    train.add_argument("--task", required=True)
+    _add_train_flags(train)
+    train.set_defaults(func=_cmd_train)
+
+    train_all = commands.add_parser("train-all", help="every GLUE task whose data is found, then the report")
+    train_all.add_argument("--tasks", default="all", help="comma-separated subset (default: all)")
+    _add_train_flags(train_all)
+    train_all.set_defaults(func=_cmd_train_all)
+
+    submit = commands.add_parser("submit", help="zip the test predictions for the GLUE leaderboard")
+    submit.add_argument("--out", default="runs/latest", help="the training output folder")
+    submit.add_argument("--output", default=None, help="zip path (default: <out>/glue_submission.zip)")
+    submit.set_defaults(func=_cmd_submit)
     return parser
 
 
@@ -72,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, MissingDataError, KeyError) as error:
+    except (DataError, MissingDataError, BackboneError, KeyError, FileNotFoundError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"glue-tf: error: {message}", file=sys.stderr)
         return 2

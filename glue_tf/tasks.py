@@ -43,6 +43,8 @@ class Task:
         whose files have no header (CoLA's train and dev; its test has one).
       tfds_archives: files tfds' builder downloads for this task, under the
         names it expects to find in a ``manual_dir``.
+      submit_label_names: whether the leaderboard expects label names in the
+        submission (MNLI, QNLI, RTE, AX) rather than 0/1 ids or scores.
       model_task: the task whose model predicts this one (AX uses MNLI's).
       eval_only: a task with no training data of its own (AX).
     """
@@ -62,6 +64,7 @@ class Task:
     tsv_dir: str
     tfds_archives: tuple[str, ...]
     headerless_columns: Mapping[str, int] | None = None
+    submit_label_names: bool = False
     model_task: str | None = None
     eval_only: bool = False
 
@@ -191,6 +194,7 @@ _TASKS = (
     ),
     _task(
         name="mnli",
+        submit_label_names=True,
         display_name="MNLI",
         tfds_config="mnli",
         text_features=("premise", "hypothesis"),
@@ -213,6 +217,7 @@ _TASKS = (
     ),
     _task(
         name="qnli",
+        submit_label_names=True,
         display_name="QNLI",
         tfds_config="qnli",
         text_features=("question", "sentence"),
@@ -227,6 +232,7 @@ _TASKS = (
     ),
     _task(
         name="rte",
+        submit_label_names=True,
         display_name="RTE",
         tfds_config="rte",
         text_features=("sentence1", "sentence2"),
@@ -255,6 +261,7 @@ _TASKS = (
     ),
     _task(
         name="ax",
+        submit_label_names=True,
         display_name="AX",
         tfds_config="ax",
         text_features=("premise", "hypothesis"),

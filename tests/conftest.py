@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/support
 
 
 def _data_path(env: str, default: Path) -> Path:
@@ -35,3 +37,18 @@ def tfds_manual_dir() -> Path:
 def tfds_data_dir(tmp_path_factory) -> Path:
     """A fresh tfds data_dir, so the offline build itself is under test."""
     return tmp_path_factory.mktemp("tensorflow_datasets")
+
+
+@pytest.fixture(scope="session")
+def tiny_preset(tmp_path_factory, glue_dir) -> Path:
+    """A 2-layer, 32-wide BERT saved as a local Keras preset, vocabulary from real GLUE text."""
+    from glue_tf.data.sources import TsvSource
+    from glue_tf.tasks import TASKS
+    from support.tiny import make_bert_preset, vocabulary_from
+
+    source = TsvSource(glue_dir)
+    texts = []
+    for name in ("cola", "mrpc", "stsb", "rte", "sst2"):
+        task = TASKS[name]
+        texts += [e[f] for e in source.examples(task, "train")[:400] for f in task.text_features]
+    return make_bert_preset(tmp_path_factory.mktemp("tiny_bert"), vocabulary_from(texts, size=1500))

@@ -38,6 +38,10 @@ class Source(abc.ABC):
         """The split as Python dicts (text as ``str``), sorted by ``idx``."""
 
     @abc.abstractmethod
+    def locate(self, task: Task, split: str) -> str:
+        """Where this source looks for ``task``'s ``split`` (for messages)."""
+
+    @abc.abstractmethod
     def missing_reason(self, task: Task) -> str:
         """Why ``task`` has no splits here and how to get them (empty if it has some)."""
 
@@ -76,6 +80,9 @@ class TsvSource(Source):
         folder = os.path.join(self.glue_dir, task.tsv_dir)
         files = ", ".join(task.splits.values())
         return f"{task.display_name}: no {files} under {folder} (or use tfds glue/{task.tfds_config})"
+
+    def locate(self, task: Task, split: str) -> str:
+        return str(tsv.split_path(self.glue_dir, task, split))
 
     def examples(self, task: Task, split: str) -> list[dict]:
         return tsv.read_split(self.glue_dir, task, split)
@@ -122,6 +129,9 @@ class TfdsSource(Source):
         except MissingDataError as error:
             return str(error)
         return ""
+
+    def locate(self, task: Task, split: str) -> str:
+        return f"tfds glue/{task.tfds_config} split {split}"
 
     def load(self, task: Task, split: str):
         return self._tfds.load_split(task, split, self.data_dir, self.manual_dir, self.download)

@@ -1,0 +1,83 @@
+"""Backbone + tokenizer from one ``--backbone`` value, with one clear error when it is wrong.
+
+Accepts a KerasHub preset name (downloaded where the network allows), a local
+Keras preset folder, or a local Hugging Face checkpoint folder, which KerasHub
+converts itself. The tokenizer always comes from the same preset as the
+backbone. KerasHub's generic ``Backbone`` / ``TextClassifierPreprocessor``
+classes pick the family (BERT, RoBERTa, ...) from the preset's config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+class BackboneError(ValueError):
+    """The ``--backbone`` value names nothing loadable; says what was looked for."""
+
+
+def _looks_like_path(spec: str) -> bool:
+    return os.sep in spec or spec.startswith((".", "~")) or os.path.exists(spec)
+
+
+def describe_local(folder: Path) -> str:
+    """``keras preset`` or ``hugging face checkpoint``, from the folder's files."""
+    config = folder / "config.json"
+    if (folder / "metadata.json").is_file() and config.is_file():
+        return "Keras preset"
+    if config.is_file():
+        try:
+            model_type = json.loads(config.read_text()).get("model_type", "?")
+        except ValueError:
+            model_type = "?"
+        return f"Hugging Face checkpoint ({model_type})"
+    return "folder"
+
+
+def check_spec(spec: str) -> str:
+    """Validates ``spec`` before anything heavy runs; returns a short description."""
+    if _looks_like_path(spec):
+        folder = Path(spec).expanduser()
+        if not folder.is_dir():
+            raise BackboneError(
+                f"--backbone {spec}: no folder at {folder.resolve()} "
+                "(looked for a local Keras preset or Hugging Face checkpoint folder; "
+                "run `make install` for the default MiniLM checkpoint)"
+            )
+        if not (folder / "config.json").is_file():
+            raise BackboneError(
+                f"--backbone {spec}: {folder.resolve()} has no config.json "
+                "(a Keras preset folder has config.json and metadata.json; "
+                "a Hugging Face checkpoint has config.json, weights and a vocabulary)"
+            )
+        return f"{describe_local(folder)} at {folder.resolve()}"
+    import keras_hub
+
+    known = sorted(keras_hub.models.Backbone.presets)
+    if spec not in known:
+        close = [name for name in known if spec.split("_")[0] in name][:8]
+        hint = f"; presets of that family: {', '.join(close)}" if close else ""
+        raise BackboneError(
+            f"--backbone {spec}: not a local folder and not a KerasHub preset name{hint}"
+        )
+    return f"KerasHub preset {spec}"
+
+
+def load(spec: str, sequence_length: int):
+    """Returns ``(backbone, preprocessor)`` for ``spec`` (see module docstring)."""
+    import keras_hub
+
+    description = check_spec(spec)
+    source = os.path.expanduser(spec) if _looks_like_path(spec) else spec
+    try:
+        backbone = keras_hub.models.Backbone.from_preset(source)
+        preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
+            source, sequence_length=sequence_length
+        )
+    except BackboneError:
+        raise
+    except Exception as error:  # network, conversion or format errors from KerasHub
+        raise BackboneError(f"--backbone {spec} ({description}) could not be loaded: {error}") from error
+    return backbone, preprocessor

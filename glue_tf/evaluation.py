@@ -1,0 +1,48 @@
+"""Scoring a Keras model on encoded splits with the task's official metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from glue_tf import features, metrics
+from glue_tf.tasks import Task
+
+STSB_RANGE = (0.0, 5.0)
+
+
+def outputs_to_predictions(task: Task, logits: np.ndarray) -> np.ndarray:
+    """Label ids, or STS-B scores clipped to [0, 5] as served and submitted."""
+    if task.is_regression:
+        return np.clip(logits[:, 0], *STSB_RANGE)
+    return np.argmax(logits, axis=-1)
+
+
+class Predictor:
+    """Runs a model over encoded splits in length-sorted batches (one traced function, reused)."""
+
+    def __init__(self, model, batch_size: int = 64):
+        import tensorflow as tf
+
+        self.model = model
+        self.batch_size = batch_size
+        self.feature_names = tuple(model.input)
+        self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    def logits(self, encoded: features.EncodedSplit) -> np.ndarray:
+        """Float32 logits, one row per example in ``encoded`` order."""
+        plan = features.sorted_plan(encoded.lengths, self.batch_size)
+        dataset = features.batches_dataset(encoded, plan, with_labels=False, feature_names=self.feature_names)
+        outputs = [self._forward(batch).numpy().astype(np.float32) for batch in dataset]
+        width = self.model.output.shape[-1]
+        logits = np.zeros((len(encoded), width), dtype=np.float32)
+        if outputs:
+            logits[np.concatenate(plan)] = np.concatenate(outputs)
+        return logits
+
+    def score(self, task: Task, dev: dict[str, features.EncodedSplit]) -> dict[str, float]:
+        """Score components of ``task`` (``Task.score_components`` keys) on its dev splits."""
+        per_split = {}
+        for split, encoded in dev.items():
+            predictions = outputs_to_predictions(task, self.logits(encoded))
+            per_split[split] = metrics.compute_metrics(task, encoded.labels, predictions)
+        return {key: per_split[split][metric] for key, split, metric in task.score_components if split in per_split}

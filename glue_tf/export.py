@@ -1,0 +1,116 @@
+"""Text-in SavedModels in the TF Serving layout, written atomically.
+
+``<out>/models/<task>/<version>/`` holds a SavedModel whose ``serving_default``
+signature takes the task's raw text fields (string tensors named as in the
+task registry) and returns ``probabilities`` and ``label_id`` (STS-B: ``score``,
+clipped to [0, 5], and the unclipped ``raw_score``), plus ``metadata.json``.
+Tokenization runs inside the graph, padded only to the longest text of each
+request, so loading needs TensorFlow and tensorflow-text, not KerasHub.
+
+A version is written to a hidden temporary folder and renamed into place when
+complete: a reader never sees half a model, and a crash leaves only a
+``.tmp-*`` folder that readers ignore and the next export removes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+from glue_tf.evaluation import STSB_RANGE
+from glue_tf.tasks import Task
+
+METADATA_FILE = "metadata.json"
+_VERSION = re.compile(r"^\d+$")
+
+
+def task_dir(out_dir, task_name: str) -> Path:
+    return Path(out_dir) / "models" / task_name
+
+
+def versions(model_root: Path) -> list[int]:
+    """Complete versions under ``<out>/models/<task>``, oldest first."""
+    if not model_root.is_dir():
+        return []
+    return sorted(
+        int(entry.name)
+        for entry in model_root.iterdir()
+        if _VERSION.match(entry.name) and (entry / "saved_model.pb").is_file() and (entry / METADATA_FILE).is_file()
+    )
+
+
+def latest(out_dir, task_name: str) -> Path | None:
+    root = task_dir(out_dir, task_name)
+    found = versions(root)
+    return root / str(found[-1]) if found else None
+
+
+def build_serving_module(model, preprocessor, task: Task):
+    """A ``tf.Module`` with the text-in ``serving_default`` function."""
+    import tensorflow as tf
+
+    if not preprocessor.built:
+        preprocessor.build(None)
+    input_names = tuple(model.input)
+
+    class GlueServing(tf.Module):
+        def __init__(self):
+            super().__init__(name=f"glue_{task.name}")
+            self.model = model
+            self.preprocessor = preprocessor
+
+        @tf.function(
+            input_signature=[tf.TensorSpec([None], tf.string, name=name) for name in task.text_features]
+        )
+        def serve(self, *texts):
+            packed = self.preprocessor(x=tuple(texts))
+            lengths = tf.reduce_sum(tf.cast(packed["padding_mask"], tf.int32), axis=1)
+            width = tf.maximum(tf.reduce_max(lengths), 2)  # pad to the longest text, not to max length
+            inputs = {name: packed[name][:, :width] for name in input_names}
+            logits = tf.cast(self.model(inputs, training=False), tf.float32)
+            if task.is_regression:
+                raw = logits[:, 0]
+                return {"score": tf.clip_by_value(raw, *STSB_RANGE), "raw_score": raw}
+            return {
+                "probabilities": tf.nn.softmax(logits, axis=-1),
+                "label_id": tf.argmax(logits, axis=-1, output_type=tf.int64),
+                "logits": logits,
+            }
+
+    return GlueServing()
+
+
+def export(model, preprocessor, task: Task, out_dir, metadata: dict) -> Path:
+    """Writes the next version of ``task``'s SavedModel and returns its folder."""
+    import tensorflow as tf
+
+    root = task_dir(out_dir, task.name)
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    existing = [int(e.name) for e in root.iterdir() if _VERSION.match(e.name)]
+    version = max(existing, default=0) + 1
+    tmp = root / f".tmp-{version}-{os.getpid()}"
+    module = build_serving_module(model, preprocessor, task)
+    tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
+    metadata = {**metadata, "task": task.name, "version": version}
+    (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True), encoding="utf-8")
+    final = root / str(version)
+    os.replace(tmp, final)
+    return final
+
+
+def load(path):
+    """Loads an export with TensorFlow and tensorflow-text only; returns ``(signature, metadata)``."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  registers the tokenizer ops the graph uses
+
+    path = Path(path)
+    metadata = json.loads((path / METADATA_FILE).read_text(encoding="utf-8"))
+    loaded = tf.saved_model.load(str(path))
+    signature = loaded.signatures["serving_default"]
+    signature._loaded = loaded  # keep the resources alive as long as the signature
+    return signature, metadata

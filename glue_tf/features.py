@@ -1,0 +1,168 @@
+"""From tfds-shaped examples to model batches padded only as far as each batch needs.
+
+Tokenization (KerasHub's preprocessor: tokenize, pack one or two segments,
+truncate to the max length) runs once per split inside ``tf.data``; the result is
+kept unpadded in memory. Each epoch then draws a *batch plan*: examples are
+shuffled, cut into windows of ``WINDOW_BATCHES`` batches, sorted by length
+inside each window and batched, and the batches are shuffled again. Batches are
+padded to their own longest example, so the model computes close to the real
+tokens (GLUE sentences are short: padding every batch to 128 wastes 2x to 11x)
+while the order stays random at the scale of windows. Under ``tf.distribute``
+every global batch is split across replicas, so every worker takes the same
+number of steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from glue_tf.tasks import Task
+
+WINDOW_BATCHES = 50
+TOKENIZE_BATCH = 1024
+
+
+@dataclasses.dataclass
+class EncodedSplit:
+    """One split, tokenized and packed, without padding."""
+
+    token_ids: np.ndarray  # flat int32 values of all examples, concatenated
+    segment_ids: np.ndarray
+    lengths: np.ndarray  # int32, tokens per example
+    labels: np.ndarray  # int64 class ids, or float32 scores
+    idx: np.ndarray  # tfds ``idx`` of each example
+
+    def __len__(self) -> int:
+        return int(self.lengths.size)
+
+    @property
+    def row_splits(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.lengths, dtype=np.int64)])
+
+    def subset(self, rows: np.ndarray) -> "EncodedSplit":
+        splits = self.row_splits
+        take = np.concatenate([np.arange(splits[r], splits[r + 1]) for r in rows]) if len(rows) else np.zeros(0, int)
+        return EncodedSplit(
+            token_ids=self.token_ids[take],
+            segment_ids=self.segment_ids[take],
+            lengths=self.lengths[rows],
+            labels=self.labels[rows],
+            idx=self.idx[rows],
+        )
+
+
+def text_inputs(task: Task, example: dict) -> tuple:
+    """The task's text fields of a tfds-shaped example, in segment order."""
+    return tuple(example[feature] for feature in task.text_features)
+
+
+def encode(dataset, task: Task, preprocessor) -> EncodedSplit:
+    """Tokenizes a ``tf.data`` split of tfds-shaped dicts with a KerasHub preprocessor."""
+    import tensorflow as tf
+
+    if not preprocessor.built:
+        preprocessor.build(None)  # creates the packer before tracing
+
+    def tokenize(batch):
+        features = preprocessor(x=text_inputs(task, batch))
+        lengths = tf.reduce_sum(tf.cast(features["padding_mask"], tf.int32), axis=1)
+        return features["token_ids"], features["segment_ids"], lengths, batch["label"], batch["idx"]
+
+    pipeline = dataset.batch(TOKENIZE_BATCH).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
+    pieces = {"token_ids": [], "segment_ids": [], "lengths": [], "labels": [], "idx": []}
+    for token_ids, segment_ids, lengths, labels, idx in pipeline.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
+        mask = np.arange(token_ids.shape[1])[None, :] < lengths[:, None]
+        pieces["token_ids"].append(token_ids[mask].astype(np.int32))  # row-major: example by example
+        pieces["segment_ids"].append(segment_ids[mask].astype(np.int32))
+        pieces["lengths"].append(lengths.astype(np.int32))
+        pieces["labels"].append(labels)
+        pieces["idx"].append(idx)
+    label_dtype = np.float32 if task.is_regression else np.int64
+    if not pieces["lengths"]:
+        empty = np.zeros(0, np.int32)
+        return EncodedSplit(empty, empty, empty, np.zeros(0, label_dtype), empty)
+    return EncodedSplit(
+        token_ids=np.concatenate(pieces["token_ids"]),
+        segment_ids=np.concatenate(pieces["segment_ids"]),
+        lengths=np.concatenate(pieces["lengths"]),
+        labels=np.concatenate(pieces["labels"]).astype(label_dtype),
+        idx=np.concatenate(pieces["idx"]),
+    )
+
+
+def batch_plan(lengths: np.ndarray, batch_size: int, seed: int, drop_remainder: bool = False) -> list[np.ndarray]:
+    """One epoch's batches of row numbers: shuffled, length-sorted within windows, shuffled again."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(lengths.size)
+    window = batch_size * WINDOW_BATCHES
+    batches = []
+    for start in range(0, order.size, window):
+        chunk = order[start : start + window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, chunk.size, batch_size))
+    if drop_remainder and batches and batches[-1].size < batch_size:
+        # The short batch sits at the end of the last window, before the shuffle.
+        batches = [b for b in batches if b.size == batch_size]
+    rng.shuffle(batches)
+    return batches
+
+
+def steps_per_epoch(num_examples: int, batch_size: int, drop_remainder: bool) -> int:
+    """Number of batches ``batch_plan`` makes."""
+    return num_examples // batch_size if drop_remainder else -(-num_examples // batch_size)
+
+
+def sorted_plan(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Deterministic batches for evaluation and prediction: sorted by length, no shuffle."""
+    order = np.argsort(lengths, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, order.size, batch_size)]
+
+
+def replica_slices(plan: list[np.ndarray], num_replicas: int, replica_ids: list[int]) -> list[np.ndarray]:
+    """Per-replica batches, in the order a worker feeds its local replicas.
+
+    Each global batch is dealt out round-robin (``batch[r::num_replicas]``), so
+    neighbours in length land on different replicas and all slices pad alike.
+    """
+    return [batch[r::num_replicas] for batch in plan for r in replica_ids]
+
+
+def padding_efficiency(lengths: np.ndarray, batches: list[np.ndarray]) -> float:
+    """Real tokens / computed tokens when each batch is padded to its longest example."""
+    real = sum(int(lengths[b].sum()) for b in batches)
+    computed = sum(int(lengths[b].max()) * b.size for b in batches if b.size)
+    return real / computed if computed else 1.0
+
+
+ALL_FEATURES = ("token_ids", "segment_ids", "padding_mask")
+
+
+def batches_dataset(
+    encoded: EncodedSplit, batches: list[np.ndarray], with_labels: bool = True, feature_names=ALL_FEATURES
+):
+    """A ``tf.data.Dataset`` of ``(features, label)`` padded to each batch's longest example.
+
+    ``feature_names`` picks the packed inputs the model reads.
+    """
+    import tensorflow as tf
+
+    tokens = tf.RaggedTensor.from_row_lengths(encoded.token_ids, encoded.lengths)
+    segments = tf.RaggedTensor.from_row_lengths(encoded.segment_ids, encoded.lengths)
+    lengths = tf.constant(encoded.lengths)
+    labels = tf.constant(encoded.labels)
+    flat = np.concatenate(batches).astype(np.int64) if batches else np.zeros(0, np.int64)
+    plan = tf.RaggedTensor.from_row_lengths(flat, [b.size for b in batches])
+
+    def gather(rows):
+        features = {
+            "token_ids": tf.gather(tokens, rows).to_tensor(),
+            "segment_ids": tf.gather(segments, rows).to_tensor(),
+            "padding_mask": tf.sequence_mask(tf.gather(lengths, rows)),
+        }
+        features = {name: features[name] for name in feature_names}
+        return (features, tf.gather(labels, rows)) if with_labels else features
+
+    dataset = tf.data.Dataset.from_tensor_slices(plan)
+    return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,57 @@
+"""The per-task model: backbone -> dropout -> dense on the pooled ``[CLS]`` output.
+
+KerasHub's ``TextClassifier`` of the backbone's family already is that head
+(``BertTextClassifier``: pooled output, dropout, dense ``[num_labels, hidden]``;
+one output for STS-B regression), so we use it rather than a hand-written one.
+A float32 linear layer on top keeps logits (and so losses and softmax) in
+float32 under mixed precision.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from glue_tf.tasks import Task
+
+
+def classifier_class(backbone):
+    """The KerasHub ``TextClassifier`` subclass made for ``backbone``'s family."""
+    import keras_hub
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    for cls in subclasses(keras_hub.models.TextClassifier):
+        if getattr(cls, "backbone_cls", None) is type(backbone):
+            return cls
+    raise ValueError(f"KerasHub has no TextClassifier for {type(backbone).__name__}")
+
+
+def build(backbone, task: Task, dropout: float = 0.1):
+    """A Keras model from packed inputs (``token_ids``, ``segment_ids``, ``padding_mask``) to float32 logits."""
+    import keras
+
+    cls = classifier_class(backbone)
+    kwargs = {"backbone": backbone, "num_classes": task.num_outputs, "preprocessor": None}
+    if "dropout" in inspect.signature(cls.__init__).parameters:
+        kwargs["dropout"] = dropout
+    classifier = cls(**kwargs)
+    inputs = {name: keras.Input(shape=(None,), dtype=t.dtype, name=name) for name, t in backbone.input.items()}
+    logits = classifier(inputs)
+    logits = keras.layers.Activation("linear", dtype="float32", name="float32_logits")(logits)
+    return keras.Model(inputs, logits, name=f"glue_{task.name}")
+
+
+def input_names(model) -> tuple[str, ...]:
+    """The packed features a model reads (BERT: token, segment ids and mask; RoBERTa: no segments)."""
+    return tuple(model.input)
+
+
+def loss_for(task: Task):
+    import keras
+
+    if task.is_regression:
+        return keras.losses.MeanSquaredError()
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)

@@ -1,0 +1,99 @@
+"""``train-all``: every GLUE task whose data is found, one after the other, then the report.
+
+A task without training data here is skipped with one line, unless a model for
+it already exists in the output folder, in which case its dev split is scored
+and its test split predicted with that export (QNLI-dev with a QNLI model
+trained elsewhere, AX with the MNLI model).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from glue_tf import distribute, export, metrics, report, submission
+from glue_tf.config import TrainConfig
+from glue_tf.data.sources import Source
+from glue_tf.runlog import RunLog
+from glue_tf.tasks import TASKS, Task
+
+
+def _missing_for_training(task: Task, source: Source) -> list[str]:
+    available = set(source.available_splits(task))
+    return [split for split in ("train", *task.dev_splits) if split not in available]
+
+
+def _score_with_export(task: Task, source: Source, out_dir: Path, log) -> dict | None:
+    """Scores ``task`` with an existing export (its own, or its model task's); None if there is none."""
+    from glue_tf.inference import ExportPredictor
+
+    path = export.latest(out_dir, task.predicted_by)
+    if path is None:
+        return None
+    predictor = ExportPredictor(path)
+    available = source.available_splits(task)
+    result = {"task": task.name, "export": str(path), "dev": None, "scored_with_export": True}
+    per_split = {}
+    for split in task.dev_splits:
+        if split in available:
+            examples = source.examples(task, split)
+            predictions = predictor.outputs(task, examples)
+            per_split[split] = metrics.compute_metrics(task, [e["label"] for e in examples], predictions)
+    if per_split and all(s in per_split for s in task.dev_splits):
+        result["dev"] = {key: per_split[split][metric] for key, split, metric in task.score_components}
+    for split in task.test_splits:
+        if split in available:
+            examples = source.examples(task, split)
+            predictions = predictor.outputs(task, examples)
+            written = submission.write_predictions(out_dir, task, split, [e["idx"] for e in examples], predictions)
+            log(f"{task.name}: predicted {len(examples)} {split} examples with {path} -> {written}")
+    return result
+
+
+def train_all(source: Source, config: TrainConfig, out_dir, tasks: list[Task] | None = None, verbose="auto") -> dict:
+    """Trains every task in ``tasks`` (default: all) whose data exists; writes and returns the report."""
+    from glue_tf.train import train_task
+
+    out_dir = Path(out_dir)
+    strategy, strategy_name = distribute.select_strategy()
+    chief = distribute.is_chief(strategy)
+    log = RunLog(out_dir / "run.log", enabled=chief)
+    tasks = tasks or list(TASKS.values())
+    started = time.perf_counter()
+    results, skipped = {}, {}
+    log(f"train-all: {len(tasks)} tasks from {source.describe()} into {out_dir}")
+    # Tasks predicted by another task's model come after it.
+    ordered = [t for t in tasks if not t.model_task] + [t for t in tasks if t.model_task]
+    for number, task in enumerate(ordered, start=1):
+        prefix = f"[{number}/{len(ordered)}] {task.name}"
+        missing = _missing_for_training(task, source) if not task.eval_only else ["train"]
+        if not missing:
+            log(f"{prefix}: training")
+            results[task.name] = train_task(
+                task, source, config, out_dir, strategy=strategy, strategy_name=strategy_name, log=log, verbose=verbose
+            )
+            row = results[task.name]
+            log(
+                f"{prefix}: done in {row['wall_seconds']:.0f}s, dev score {100 * row['dev_score']:.2f}, "
+                f"{row['train_examples_per_second']:.1f} train ex/s, padding efficiency {100 * row['padding_efficiency']:.1f}%"
+            )
+            continue
+        scored = _score_with_export(task, source, out_dir, log) if chief else None
+        if scored is not None:
+            results[task.name] = scored
+            log(f"{prefix}: no training data ({', '.join(missing)}); scored with the existing model {scored['export']}")
+            continue
+        if task.eval_only:
+            reason = f"needs the {task.predicted_by} model, which was not trained (no {task.predicted_by} data)"
+        else:
+            reason = source.missing_reason(task) or "no " + ", ".join(
+                f"{split} split ({source.locate(task, split)})" for split in missing
+            )
+        skipped[task.name] = reason
+        log(f"{prefix}: skipped, {reason}")
+    wall = time.perf_counter() - started
+    if not chief:
+        return {}
+    written = report.write(out_dir, results, skipped, wall_seconds=wall)
+    log(f"train-all: {written['summary_line']}; report at {out_dir / 'report.md'}")
+    return written

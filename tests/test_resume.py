@@ -1,0 +1,48 @@
+"""A real training process killed mid-run resumes from its last checkpoint when started again."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _command(preset, glue_dir, out):
+    return [
+        sys.executable, "-m", "glue_tf.cli", "train", "--task", "sst2", "--glue-dir", str(glue_dir),
+        "--backbone", str(preset), "--epochs", "3", "--batch-size", "16", "--max-train-examples", "2000",
+        "--max-eval-examples", "64", "--precision", "float32", "--out", str(out),
+    ]
+
+
+def test_killed_training_resumes_from_its_checkpoint(tiny_preset, glue_dir, tmp_path):
+    out = tmp_path / "run"
+    state_path = out / "work" / "sst2" / "checkpoint" / "state.json"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    first = subprocess.Popen(_command(tiny_preset, glue_dir, out), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    deadline = time.monotonic() + 240
+    killed_after = None
+    while time.monotonic() < deadline and first.poll() is None:
+        if state_path.is_file():
+            epoch = json.loads(state_path.read_text())["epoch"]
+            if epoch < 3:
+                os.killpg(first.pid, signal.SIGKILL)
+                killed_after = epoch
+                break
+        time.sleep(0.05)
+    first.wait(timeout=30)
+    assert killed_after is not None, "training finished (or never checkpointed) before it could be killed"
+    assert not (out / "models" / "sst2").exists()
+
+    second = subprocess.run(_command(tiny_preset, glue_dir, out), capture_output=True, text=True, env=env, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"resuming from the checkpoint of epoch {killed_after}" in second.stdout
+    result = json.loads((out / "work" / "sst2" / "result.json").read_text())
+    assert [e["epoch"] for e in result["epochs"]] == [1, 2, 3]  # each epoch once, none repeated
+    assert (out / "models" / "sst2" / "1" / "saved_model.pb").is_file()

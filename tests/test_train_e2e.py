@@ -1,0 +1,101 @@
+"""A tiny random BERT trained end to end on real GLUE examples of every task kind."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from glue_tf import export
+from glue_tf.config import TrainConfig
+from glue_tf.data.sources import TsvSource
+from glue_tf.suite import train_all
+from glue_tf.tasks import TASKS
+from glue_tf.train import train_task
+from support.synthetic import write_mnli
+
+pytestmark = pytest.mark.slow
+
+
+def _config(preset, **overrides):
+    values = dict(backbone=str(preset), epochs=2, batch_size=8, max_train_examples=48, max_eval_examples=48,
+                  precision="float32", learning_rate=1e-3)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def _read_predictions(path):
+    with open(path, encoding="utf-8") as handle:
+        return list(csv.reader(handle, delimiter="\t"))
+
+
+@pytest.mark.parametrize("task_name, kind", [("cola", "single"), ("mrpc", "pair"), ("stsb", "regression")])
+def test_train_evaluate_export_predict(tiny_preset, glue_dir, tmp_path, task_name, kind):
+    task = TASKS[task_name]
+    result = train_task(task, TsvSource(glue_dir), _config(tiny_preset), tmp_path, verbose=0)
+
+    assert [e["epoch"] for e in result["epochs"]] == [1, 2]
+    assert set(result["dev"]) == {key for key, _, _ in task.score_components}
+    assert result["best_epoch"] in (1, 2)
+    assert result["dev_score"] == max(e["dev_score"] for e in result["epochs"])
+    assert result["data"]["train_examples"] == 48 and result["data"]["dev_examples"] == {"validation": 48}
+    assert 0.5 < result["padding_efficiency"] <= 1.0
+
+    version = export.latest(tmp_path, task_name)
+    assert version is not None and version.name == "1"
+    metadata = json.loads((version / "metadata.json").read_text())
+    assert metadata["task"] == task_name and metadata["label_names"] == list(task.label_names)
+    assert metadata["max_seq_length"] == 128 and metadata["precision"] == "float32"
+    assert metadata["backbone"]["class"] == "BertBackbone" and metadata["vocabulary_size"] == 1500
+    assert len(metadata["dev_metrics_per_epoch"]) == 2 and metadata["data"]["source"].startswith("tsv:")
+    assert metadata["training_config"]["learning_rate"] == 1e-3
+
+    rows = _read_predictions(tmp_path / "predictions" / task.test_splits["test"])
+    assert rows[0] == ["index", "prediction"]
+    assert [int(r[0]) for r in rows[1:]] == list(range(len(TsvSource(glue_dir).examples(task, "test"))))
+    values = {r[1] for r in rows[1:]}
+    if kind == "regression":
+        assert all(0.0 <= float(v) <= 5.0 for v in values)
+    else:
+        assert values <= {"0", "1"}
+    assert (tmp_path / "tensorboard" / task_name).is_dir()
+    assert (tmp_path / "work" / task_name / "checkpoint" / "state.json").is_file()
+
+
+def test_train_all_three_class_mnli_scores_ax_and_reports_partial_results(tiny_preset, glue_dir, tmp_path):
+    glue = tmp_path / "glue"
+    rte = TsvSource(glue_dir).examples(TASKS["rte"], "train")[:60]
+    write_mnli(glue, [(e["sentence1"], e["sentence2"]) for e in rte])
+    (glue / "diagnostic").mkdir()
+    shutil.copy(glue_dir / "diagnostic" / "diagnostic.tsv", glue / "diagnostic" / "diagnostic.tsv")
+    out = tmp_path / "run"
+
+    report = train_all(TsvSource(glue), _config(tiny_preset, epochs=1), out, verbose=0)
+
+    assert set(report["tasks"]) == {"mnli", "ax"}
+    assert set(report["tasks"]["mnli"]["dev"]) == {"accuracy_matched", "accuracy_mismatched"}
+    assert report["glue_score"] is None and report["present"] == ["mnli"]
+    assert "not a GLUE score" in report["summary_line"]
+    assert set(report["skipped"]) == {"cola", "sst2", "mrpc", "stsb", "qqp", "qnli", "rte", "wnli"}
+    assert "CoLA" in report["skipped"]["cola"] and "train.tsv" in report["skipped"]["cola"]
+    markdown = (out / "report.md").read_text()
+    assert "| MNLI |" in markdown and "not a GLUE score" in markdown and "Not trained" in markdown
+    assert (out / "report.png").stat().st_size > 1000
+    assert json.loads((out / "report.json").read_text())["tasks"]["mnli"]["score"] is not None
+    log = (out / "run.log").read_text()
+    assert "[6/10] mnli: training" in log and "[1/10] cola: skipped" in log
+    assert "[10/10] ax: no training data (train); scored with the existing model" in log
+
+    ax = _read_predictions(out / "predictions" / "AX.tsv")
+    assert len(ax) == 1105 and {r[1] for r in ax[1:]} <= {"entailment", "neutral", "contradiction"}
+    matched = _read_predictions(out / "predictions" / "MNLI-m.tsv")
+    assert len(matched) == 13 and {r[1] for r in matched[1:]} <= set(TASKS["mnli"].label_names)
+
+    result = subprocess.run([sys.executable, "-m", "glue_tf.cli", "submit", "--out", str(out)],
+                            capture_output=True, text=True, check=True)
+    with zipfile.ZipFile(out / "glue_submission.zip") as archive:
+        assert sorted(archive.namelist()) == ["AX.tsv", "MNLI-m.tsv", "MNLI-mm.tsv"]
+    assert "not included" in result.stdout and "CoLA.tsv" in result.stdout
