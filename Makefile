@@ -11,8 +11,11 @@ EPOCHS ?= 3
 OUT ?= runs/latest
 TASKS ?= all
 TRAIN_ARGS ?=
+MODEL_DIR ?= $(OUT)
+PORT ?= 8080
+IMAGE ?= glue-tf-serving
 
-.PHONY: install pretrained test test-fast data-check train-all submit clean
+.PHONY: install pretrained test test-fast data-check train-all submit serve docker-build docker-run clean
 
 install: $(VENV)/.installed pretrained
 
@@ -42,6 +45,17 @@ train-all: $(VENV)/.installed
 
 submit: $(VENV)/.installed
 	$(BIN)/glue-tf submit --out $(OUT)
+
+# The REST service over a training run's exports (settings: GLUE_TF_* variables, see README).
+serve: $(VENV)/.installed
+	GLUE_TF_MODEL_DIR=$(MODEL_DIR) PORT=$(PORT) $(BIN)/gunicorn -c serving/gunicorn.conf.py
+
+docker-build:
+	docker build -t $(IMAGE) .
+
+# Models read-only, job state in a named volume.
+docker-run:
+	docker run --rm -p $(PORT):8080 -v $(abspath $(MODEL_DIR)):/models:ro -v glue-tf-state:/var/lib/glue-tf $(IMAGE)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

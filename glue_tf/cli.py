@@ -88,6 +88,11 @@ def _train_config(args):
     )
 
 
+def _verbosity():
+    """Progress bars on a terminal; one line per epoch in logs and CI."""
+    return "auto" if sys.stdout.isatty() else 2
+
+
 def _cmd_train(args) -> int:
     from glue_tf import backbones, report
     from glue_tf.train import train_task
@@ -96,7 +101,7 @@ def _cmd_train(args) -> int:
     if task.eval_only:
         raise KeyError(f"{task.name} has no training data; it is predicted with the {task.predicted_by} model")
     backbones.check_spec(args.backbone)
-    result = train_task(task, _source(args), _train_config(args), args.out)
+    result = train_task(task, _source(args), _train_config(args), args.out, verbose=_verbosity())
     report.write(args.out, {task.name: result}, {})
     return 0
 
@@ -106,7 +111,7 @@ def _cmd_train_all(args) -> int:
     from glue_tf.suite import train_all
 
     backbones.check_spec(args.backbone)
-    train_all(_source(args), _train_config(args), args.out, parse_task_list(args.tasks))
+    train_all(_source(args), _train_config(args), args.out, parse_task_list(args.tasks), verbose=_verbosity())
     return 0
 
 

@@ -52,3 +52,20 @@ def tiny_preset(tmp_path_factory, glue_dir) -> Path:
         task = TASKS[name]
         texts += [e[f] for e in source.examples(task, "train")[:400] for f in task.text_features]
     return make_bert_preset(tmp_path_factory.mktemp("tiny_bert"), vocabulary_from(texts, size=1500))
+
+
+@pytest.fixture(scope="session")
+def trained_exports(tmp_path_factory, tiny_preset, glue_dir) -> Path:
+    """A training run's output folder with tiny models for CoLA, MRPC, STS-B and RTE, trained a few steps."""
+    from glue_tf.config import TrainConfig
+    from glue_tf.data.sources import TsvSource
+    from glue_tf.tasks import TASKS
+    from glue_tf.train import train_task
+
+    out = tmp_path_factory.mktemp("run")
+    config = TrainConfig(backbone=str(tiny_preset), epochs=1, batch_size=8, max_train_examples=32,
+                         max_eval_examples=32, precision="float32", learning_rate=1e-3, max_seq_length=64)
+    source = TsvSource(glue_dir)
+    for name in ("cola", "mrpc", "stsb", "rte"):
+        train_task(TASKS[name], source, config, out, verbose=0)
+    return out
