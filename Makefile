@@ -15,7 +15,7 @@ MODEL_DIR ?= $(OUT)
 PORT ?= 8080
 IMAGE ?= glue-tf-serving
 
-.PHONY: install pretrained test test-fast data-check train-all submit serve docker-build docker-run clean
+.PHONY: install pretrained test test-fast data-check train-all submit serve bench-serving docker-build docker-run clean
 
 install: $(VENV)/.installed pretrained
 
@@ -49,6 +49,10 @@ submit: $(VENV)/.installed
 # The REST service over a training run's exports (settings: GLUE_TF_* variables, see README).
 serve: $(VENV)/.installed
 	GLUE_TF_MODEL_DIR=$(MODEL_DIR) PORT=$(PORT) $(BIN)/gunicorn -c serving/gunicorn.conf.py
+
+# Requests/s and p50/p99 at 1, 8, 32 clients, batching on and off, beside the in-process ceiling.
+bench-serving: $(VENV)/.installed
+	$(BIN)/python bench/serving_load.py --model-dir $(MODEL_DIR) --task $(or $(BENCH_TASK),sst2) --glue-dir $(GLUE_DIR)
 
 docker-build:
 	docker build -t $(IMAGE) .

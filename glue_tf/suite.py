@@ -73,9 +73,11 @@ def train_all(source: Source, config: TrainConfig, out_dir, tasks: list[Task] | 
                 task, source, config, out_dir, strategy=strategy, strategy_name=strategy_name, log=log, verbose=verbose
             )
             row = results[task.name]
+            speed = row["train_examples_per_second"]
             log(
                 f"{prefix}: done in {row['wall_seconds']:.0f}s, dev score {100 * row['dev_score']:.2f}, "
-                f"{row['train_examples_per_second']:.1f} train ex/s, padding efficiency {100 * row['padding_efficiency']:.1f}%"
+                + (f"{speed:.1f} train ex/s, " if speed else "no epochs left to train, ")
+                + f"padding efficiency {100 * row['padding_efficiency']:.1f}%"
             )
             continue
         scored = _score_with_export(task, source, out_dir, log) if chief else None

@@ -114,7 +114,6 @@ def train_task(
 ) -> dict:
     """Trains, evaluates, exports and predicts one task; returns its result record."""
     import keras
-    import tensorflow as tf
 
     cfg = config.for_task(task)
     out_dir = Path(out_dir)

@@ -1,6 +1,5 @@
 """The REST service under gunicorn on a loopback port, with small real exports, over real HTTP."""
 
-import json
 import os
 import shutil
 import signal
@@ -19,7 +18,8 @@ pytestmark = pytest.mark.slow
 def server(trained_exports, tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("served")
     shutil.copytree(trained_exports / "models", model_dir / "models")
-    srv = Server(model_dir, tmp_path_factory.mktemp("state"), workers=2, GLUE_TF_MAX_INSTANCES=8,
+    # Batches of 8 make the 6000-instance job below take long enough to kill its worker mid-run.
+    srv = Server(model_dir, tmp_path_factory.mktemp("state"), workers=2, GLUE_TF_MAX_INSTANCES=8, GLUE_TF_MAX_BATCH_SIZE=8,
                  GLUE_TF_MAX_TEXT_CHARS=2000, GLUE_TF_MAX_BODY_BYTES=2_000_000, GLUE_TF_JOB_STALE_SECONDS=3,
                  GLUE_TF_MAX_JOB_INSTANCES=20000)
     srv.model_dir = model_dir

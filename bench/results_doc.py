@@ -1,0 +1,89 @@
+"""Renders a training run's report.json as the docs/RESULTS.md section, beside Hugging Face's figures.
+
+The Hugging Face rows are the measurements of shared/REFERENCE.md (transformers'
+trainer, same MiniLM checkpoint and data, on this machine); every number of ours
+comes from the run's report.json and run.log.
+
+    python bench/results_doc.py --run runs/minilm-full --command "make train-all ..." > docs/RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from glue_tf.metrics import METRIC_LABELS, round_score  # noqa: E402
+from glue_tf.tasks import TASKS  # noqa: E402
+
+# shared/REFERENCE.md: Hugging Face trainer, best of its two learning rates, and wall time of that run.
+HUGGING_FACE = {
+    "cola": ({"matthews_corrcoef": 20.8}, 397, "lr 1e-4"),
+    "sst2": ({"accuracy": 89.0}, 4250, "lr 2e-5"),
+    "mrpc": ({"f1": 86.1, "accuracy": 79.9}, 462, "lr 1e-4"),
+    "stsb": ({"pearson": 80.8, "spearman": 81.2}, 615, "lr 2e-5"),
+    "rte": ({"accuracy": 56.3}, 555, "lr 1e-4"),
+    "wnli": ({"accuracy": 49.3}, 88, "lr 2e-5"),
+}
+
+
+def _fmt(task, values):
+    return " / ".join(f"{METRIC_LABELS[m]} {values[k]:.1f}" for k, _, m in task.score_components if k in values)
+
+
+def render(run: Path, command: str) -> str:
+    report = json.loads((run / "report.json").read_text())
+    log = (run / "run.log").read_text()
+    precision = re.search(r"precision (\S+) \(([^)]*)\)", log)
+    lines = [
+        "# Results: `make train-all` with the default MiniLM backbone",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {platform.machine()}, 2 cores, CPU only; precision "
+        f"{precision.group(1) if precision else '?'} ({precision.group(2) if precision else '?'}). "
+        f"Backbone: all-MiniLM-L6-v2 (6 layers, hidden 384) from `models/pretrained/`. "
+        f"Total wall time {report['wall_seconds']:.0f} s.",
+        "",
+        f"**{report['summary_line']}**",
+        "",
+        "| task | glue-tf dev (best epoch) | HF trainer dev | glue-tf wall s | HF wall s | train ex/s | padding eff. | per-epoch dev score |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in report["tasks"].items():
+        task = TASKS[name]
+        hf = HUGGING_FACE.get(name)
+        epochs = ", ".join(f"{100 * e['dev_score']:.1f}" for e in row.get("epochs") or [])
+        ours = _fmt(task, row["dev"]) if row["dev"] else "–"
+        lines.append(
+            f"| {task.display_name} | {ours} ({row.get('best_epoch') or '–'}) | "
+            f"{_fmt(task, hf[0]) + ' (' + hf[2] + ')' if hf else '–'} | "
+            f"{row['wall_seconds']:.0f} | {hf[1] if hf else '–'} | "
+            f"{row['train_examples_per_second']:.1f} | {100 * row['padding_efficiency']:.1f}% | {epochs} |"
+            if row.get("wall_seconds") else
+            f"| {task.display_name} | {ours} | – | – | – | – | – | scored with {row.get('export')} |"
+        )
+    if report["skipped"]:
+        lines += ["", "Not trained here:", ""]
+        lines += [f"- {TASKS[n].display_name}: {reason}" for n, reason in report["skipped"].items()]
+    lines += ["", "Task scores: " + ", ".join(
+        f"{TASKS[n].display_name} {round_score(r['score']):.1f}" for n, r in report["tasks"].items() if r["score"] is not None)]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, type=Path)
+    parser.add_argument("--command", required=True)
+    args = parser.parse_args()
+    sys.stdout.write(render(args.run, args.command))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
