@@ -39,7 +39,7 @@ def _fmt(task, values):
 def render(run: Path, command: str) -> str:
     report = json.loads((run / "report.json").read_text())
     log = (run / "run.log").read_text()
-    precision = re.search(r"precision (\S+) \(([^)]*)\)", log)
+    precision = re.search(r"precision (\S+) \((.*?)\); ", log)
     lines = [
         "# Results: `make train-all` with the default MiniLM backbone",
         "",
@@ -71,6 +71,15 @@ def render(run: Path, command: str) -> str:
     if report["skipped"]:
         lines += ["", "Not trained here:", ""]
         lines += [f"- {TASKS[n].display_name}: {reason}" for n, reason in report["skipped"].items()]
+    lines += [
+        "",
+        "Reading the table: dev metrics are the best epoch's (the export); Hugging Face's are after its",
+        "last epoch at its better learning rate. Wall time is the whole task (tokenization, training,",
+        "per-epoch dev evaluation, export, test predictions); train ex/s excludes evaluation. CoLA's,",
+        "MRPC's and STS-B's figures were taken while the test suite shared the two cores, so their",
+        "wall times and ex/s are pessimistic. The small dev sets (RTE, MRPC, WNLI) move by several",
+        "points between seeds.",
+    ]
     lines += ["", "Task scores: " + ", ".join(
         f"{TASKS[n].display_name} {round_score(r['score']):.1f}" for n, r in report["tasks"].items() if r["score"] is not None)]
     return "\n".join(lines) + "\n"
