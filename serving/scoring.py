@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from glue_tf import metrics
-from glue_tf.tasks import TASKS, Task
+from glue_tf.tasks import HUMAN_GLUE_SCORE, Task
 from serving.errors import ApiError
 from serving.schemas import instances_to_columns, parse_labels, task_or_404
 
@@ -78,12 +78,10 @@ def summarize(results: dict[str, dict]) -> dict:
         "glue_score": summary["glue_score"],
         "missing_for_glue_score": summary["missing"],
         "summary": metrics.describe(summary),
-        "human_glue_score": 87.1,
+        "human_glue_score": HUMAN_GLUE_SCORE,
     }
 
 
 def total_instances(parsed_by_task: dict) -> int:
     return sum(len(labels) for parsed in parsed_by_task.values() for _, labels in parsed.values())
 
-
-__all__ = ["TASKS", "parse_task_body", "score_parsed", "parse_multi", "summarize", "total_instances"]
