@@ -13,6 +13,7 @@ import math
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from glue_tf import backbones, checkpoints, distribute, export, features, precision
@@ -35,45 +36,40 @@ def _limit(encoded: features.EncodedSplit, limit: int | None, seed: int) -> feat
     return encoded.subset(rows)
 
 
-class EpochTracker:
+class EpochTracker(keras.callbacks.Callback):
     """Keras callback: dev metrics after each epoch, best weights kept, state checkpointed."""
 
-    def __new__(cls, *args, **kwargs):  # a keras Callback, created lazily so importing stays light
-        import keras
+    def __init__(self, task, predictor, dev, state_store, best_path, history, log, write):
+        super().__init__()
+        self.task, self.predictor, self.dev = task, predictor, dev
+        self.state_store, self.best_path = state_store, best_path
+        self.history, self.log, self.write = history, log, write
+        self.epoch_started = time.perf_counter()
 
-        class _Tracker(keras.callbacks.Callback):
-            def __init__(self, task, predictor, dev, state_store, best_path, history, log, write):
-                super().__init__()
-                self.task, self.predictor, self.dev = task, predictor, dev
-                self.state_store, self.best_path = state_store, best_path
-                self.history, self.log, self.write = history, log, write
-                self.epoch_started = time.perf_counter()
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.perf_counter()
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self.epoch_started = time.perf_counter()
+    def on_epoch_end(self, epoch, logs=None):
+        train_seconds = time.perf_counter() - self.epoch_started
+        components = self.predictor.score(self.task, self.dev)
+        score = task_score(self.task, components)
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": float(logs.get("loss", math.nan)) if logs else math.nan,
+            "dev": components,
+            "dev_score": score,
+            "train_seconds": round(train_seconds, 2),
+        }
+        self.history["epochs"].append(record)
+        best = self.history.get("best_score")
+        if best is None or score > best:
+            self.history.update(best_score=score, best_epoch=epoch + 1)
+            if self.write:
+                checkpoints.save_weights_atomically(self.model, self.best_path)
+        shown = ", ".join(f"{k} {100 * v:.2f}" for k, v in components.items())
+        self.log(f"{self.task.name} epoch {epoch + 1}: dev {shown} (score {100 * score:.2f}; best epoch {self.history['best_epoch']})")
+        self.state_store.save(self.model, {"epoch": epoch + 1, **self.history})
 
-            def on_epoch_end(self, epoch, logs=None):
-                train_seconds = time.perf_counter() - self.epoch_started
-                components = self.predictor.score(self.task, self.dev)
-                score = task_score(self.task, components)
-                record = {
-                    "epoch": epoch + 1,
-                    "train_loss": float(logs.get("loss", math.nan)) if logs else math.nan,
-                    "dev": components,
-                    "dev_score": score,
-                    "train_seconds": round(train_seconds, 2),
-                }
-                self.history["epochs"].append(record)
-                best = self.history.get("best_score")
-                if best is None or score > best:
-                    self.history.update(best_score=score, best_epoch=epoch + 1)
-                    if self.write:
-                        checkpoints.save_weights_atomically(self.model, self.best_path)
-                shown = ", ".join(f"{k} {100 * v:.2f}" for k, v in components.items())
-                self.log(f"{self.task.name} epoch {epoch + 1}: dev {shown} (score {100 * score:.2f}; best epoch {self.history['best_epoch']})")
-                self.state_store.save(self.model, {"epoch": epoch + 1, **self.history})
-
-        return _Tracker(*args, **kwargs)
 
 
 def _train_dataset(encoded, cfg: TrainConfig, strategy, first_epoch: int, feature_names):
@@ -113,7 +109,6 @@ def train_task(
     verbose="auto",
 ) -> dict:
     """Trains, evaluates, exports and predicts one task; returns its result record."""
-    import keras
 
     cfg = config.for_task(task)
     out_dir = Path(out_dir)
@@ -173,7 +168,6 @@ def train_task(
         f"{task.name}: {cfg.epochs} epochs x {steps} steps, batch {cfg.batch_size}, lr {cfg.learning_rate:g}, "
         f"padding efficiency {100 * efficiency:.1f}% (real/computed tokens)"
     )
-    fit_started = time.perf_counter()
     if first_epoch < cfg.epochs and multi_replica:
         fit_distributed(
             model, model_lib.loss_for(task), dataset, strategy, cfg.epochs, first_epoch, steps,
@@ -189,14 +183,10 @@ def train_task(
             verbose=verbose,
             shuffle=False,  # the batch plan already shuffles
         )
-    fit_seconds = time.perf_counter() - fit_started
-    epochs_run = cfg.epochs - first_epoch
-    examples_seen = epochs_run * len(train)
-    throughput = examples_seen / fit_seconds if epochs_run else None
     # Dev evaluation happens inside fit; report train throughput net of it.
+    examples_seen = (cfg.epochs - first_epoch) * len(train)
     train_seconds = sum(e["train_seconds"] for e in history["epochs"][first_epoch:])
-    if train_seconds:
-        throughput = examples_seen / train_seconds
+    throughput = examples_seen / train_seconds if train_seconds else None
 
     fingerprint = float(sum(np.abs(v.numpy().astype(np.float64)).sum() for v in model.weights))
     if best_path.is_file():
