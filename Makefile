@@ -15,25 +15,39 @@ MODEL_DIR ?= $(OUT)
 PORT ?= 8080
 IMAGE ?= glue-tf-serving
 
-.PHONY: install pretrained test test-fast data-check train-all submit serve bench-serving docker-build docker-run clean
+.PHONY: install lock pretrained test test-fast test-long data-check train-all submit serve bench bench-install bench-serving docker-build docker-run clean
 
 install: $(VENV)/.installed pretrained
 
-# Reinstalls only when pyproject.toml changes, so a second `make install` is a no-op.
-$(VENV)/.installed: pyproject.toml
+# The exact versions of requirements/lock.txt (training + test set), then the package itself.
+# Reinstalls only when the lock or pyproject.toml changes, so a second `make install` is a no-op.
+$(VENV)/.installed: pyproject.toml requirements/lock.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -r requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
+
+# Re-resolve the pinned set from pyproject.toml (then `make install` and `make test`).
+lock: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/python -m uv pip compile pyproject.toml --extra test --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 -o requirements/lock.txt
 
 pretrained: $(VENV)/.installed
 	PYTHON=$(BIN)/python scripts/fetch_pretrained.sh $(PRETRAINED)
 
+# The suite (under 15 minutes on 2 cores); the long fault/load/fuzz runs have their own target.
 test: $(VENV)/.installed
-	GLUE_DIR=$(GLUE_DIR) TFDS_MANUAL_DIR=$(TFDS_MANUAL_DIR) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	GLUE_DIR=$(GLUE_DIR) TFDS_MANUAL_DIR=$(TFDS_MANUAL_DIR) $(BIN)/python -m pytest -m "not long" $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed
-	GLUE_DIR=$(GLUE_DIR) TFDS_MANUAL_DIR=$(TFDS_MANUAL_DIR) $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	GLUE_DIR=$(GLUE_DIR) TFDS_MANUAL_DIR=$(TFDS_MANUAL_DIR) $(BIN)/python -m pytest -m "not slow and not long" $(PYTEST_ARGS)
+
+# Killed and crashed training, full disks, a 20,000-request load test with a worker killed,
+# schemathesis against the live API: see docs/RELIABILITY.md.
+test-long: $(VENV)/.installed
+	GLUE_DIR=$(GLUE_DIR) TFDS_MANUAL_DIR=$(TFDS_MANUAL_DIR) $(BIN)/python -m pytest -m long $(PYTEST_ARGS)
 
 data-check: $(VENV)/.installed
 	$(BIN)/glue-tf data check --glue-dir $(GLUE_DIR)
@@ -49,6 +63,22 @@ submit: $(VENV)/.installed
 # The REST service over a training run's exports (settings: GLUE_TF_* variables, see README).
 serve: $(VENV)/.installed
 	GLUE_TF_MODEL_DIR=$(MODEL_DIR) PORT=$(PORT) $(BIN)/gunicorn -c serving/gunicorn.conf.py
+
+# glue-tf vs KerasHub's recipe vs Hugging Face, side by side in one run: fine-tuning and
+# inference speed on CoLA, MRPC, RTE, a step profile, then the speed section of docs/BENCHMARKS.md
+# (JSON lines under runs/bench/; OUT=<a train-all run> adds its end-to-end wall times).
+BENCH_TASKS ?= cola,mrpc,rte
+BENCH_STEPS ?= 15
+bench: bench-install
+	mkdir -p runs/bench
+	$(BIN)/python bench/speed.py train --glue-dir $(GLUE_DIR) --tasks $(BENCH_TASKS) --steps $(BENCH_STEPS) --json-out runs/bench/train.jsonl
+	$(BIN)/python bench/speed.py infer --glue-dir $(GLUE_DIR) --tasks $(BENCH_TASKS) --json-out runs/bench/infer.jsonl
+	$(BIN)/python bench/step_profile.py --lengths 16,48 --json-out runs/bench/profile.jsonl
+	$(BIN)/python bench/benchmarks_doc.py --train runs/bench/train.jsonl --infer runs/bench/infer.jsonl \
+		--profile runs/bench/profile.jsonl $(if $(wildcard $(OUT)/report.json),--report $(OUT)/report.json,)
+
+bench-install: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 
 # Requests/s and p50/p99 at 1, 8, 32 clients, batching on and off, beside the in-process ceiling.
 bench-serving: $(VENV)/.installed

@@ -65,6 +65,21 @@ def check_spec(spec: str) -> str:
     return f"KerasHub preset {spec}"
 
 
+def _preprocessor(source: str, sequence_length: int):
+    """The family's ``TextClassifierPreprocessor``; for a family without one (ELECTRA in
+    KerasHub 0.32), the generic class over the preset's tokenizer, which packs
+    ``start a end b end`` with the tokenizer's own special tokens."""
+    import keras_hub
+
+    try:
+        return keras_hub.models.TextClassifierPreprocessor.from_preset(source, sequence_length=sequence_length)
+    except ValueError as error:
+        if "Unable to find a subclass" not in str(error):
+            raise
+    tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(source)
+    return keras_hub.models.TextClassifierPreprocessor(tokenizer=tokenizer, sequence_length=sequence_length)
+
+
 def load(spec: str, sequence_length: int):
     """Returns ``(backbone, preprocessor)`` for ``spec`` (see module docstring)."""
     import keras_hub
@@ -73,9 +88,7 @@ def load(spec: str, sequence_length: int):
     source = os.path.expanduser(spec) if _looks_like_path(spec) else spec
     try:
         backbone = keras_hub.models.Backbone.from_preset(source)
-        preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
-            source, sequence_length=sequence_length
-        )
+        preprocessor = _preprocessor(source, sequence_length)
     except BackboneError:
         raise
     except Exception as error:  # network, conversion or format errors from KerasHub

@@ -1,6 +1,7 @@
-"""Per-epoch training state on disk, written so that a kill at any moment loses at most one epoch.
+"""Training state on disk, written so that a kill at any moment loses at most one checkpoint interval.
 
-The weights of epoch N go to ``epoch-N.weights.h5`` (model and optimizer
+States are taken at the end of every epoch and every N steps inside one. The
+weights of epoch N (step S) go to ``epoch-N[-step-S].weights.h5`` (model and optimizer
 variables, so the schedule and Adam moments resume exactly), then ``state.json``
 is atomically replaced to point at them, then older files are removed. A
 reader therefore always finds a state and the weights it names, complete.
@@ -12,21 +13,31 @@ import json
 import os
 from pathlib import Path
 
+from glue_tf.storage import writing
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    with writing("a file", path):
+        try:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def save_weights_atomically(model, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps the .weights.h5 suffix Keras needs
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+    with writing("model weights", path):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            model.save_weights(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 class TrainingState:
@@ -59,7 +70,8 @@ class TrainingState:
         if not self.writable:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = f"epoch-{state['epoch']}.weights.h5"
+        step = f"-step-{state['step']}" if state.get("step") else ""
+        name = f"epoch-{state['epoch']}{step}.weights.h5"
         save_weights_atomically(model, self.directory / name)
         state = {**state, "weights": name}
         atomic_write_text(self.state_path, json.dumps(state, indent=2))

@@ -7,6 +7,8 @@ import sys
 
 from glue_tf.backbones import BackboneError
 from glue_tf.data.errors import DataError, MissingDataError
+from glue_tf.run_config import ConfigMismatchError
+from glue_tf.storage import OutputError, ensure_writable
 from glue_tf.tasks import get_task, parse_task_list
 
 
@@ -65,6 +67,12 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=defaults.seed)
     group.add_argument("--dropout", type=float, default=defaults.dropout)
     group.add_argument("--jit-compile", action="store_true", help="XLA-compile the train step (GPUs; slower on CPU)")
+    group.add_argument("--seeds", type=int, default=defaults.seeds,
+                       help="train each task with seeds seed..seed+K-1; report mean/std, export the best")
+    group.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every,
+                       help=f"also checkpoint every N steps inside an epoch (default {defaults.checkpoint_every}; 0: off)")
+    group.add_argument("--overwrite", action="store_true",
+                       help="retrain into an --out folder made with another configuration")
     group.add_argument("--max-train-examples", type=int, default=None, help="train on a random subset (smoke runs)")
     group.add_argument("--max-eval-examples", type=int, default=None, help="score a random dev subset (smoke runs)")
     group.add_argument("--out", default="runs/latest", help="output folder (default: runs/latest)")
@@ -85,6 +93,8 @@ def _train_config(args):
         jit_compile=args.jit_compile,
         max_train_examples=args.max_train_examples,
         max_eval_examples=args.max_eval_examples,
+        seeds=args.seeds,
+        checkpoint_every=args.checkpoint_every,
     )
 
 
@@ -94,15 +104,23 @@ def _verbosity():
 
 
 def _cmd_train(args) -> int:
-    from glue_tf import backbones, report
+    from glue_tf import backbones, report, run_config
+    from glue_tf.suite import finished_results
     from glue_tf.train import train_task
 
     task = get_task(args.task)
     if task.eval_only:
         raise KeyError(f"{task.name} has no training data; it is predicted with the {task.predicted_by} model")
     backbones.check_spec(args.backbone)
-    result = train_task(task, _source(args), _train_config(args), args.out, verbose=_verbosity())
-    report.write(args.out, {task.name: result}, {})
+    ensure_writable(args.out)
+    source, config = _source(args), _train_config(args)
+    run_config.check_or_record(args.out, config, source.describe(), args.overwrite, [task.name])
+    done = None if args.overwrite else run_config.finished_result(args.out, task.name)
+    if done is not None:
+        print(f"{task.name}: already exported ({done['export']}); nothing to do (--overwrite retrains)")
+        return 0
+    result = train_task(task, source, config, args.out, verbose=_verbosity())
+    report.write(args.out, {**finished_results(args.out, exclude=[task.name]), task.name: result}, {})
     return 0
 
 
@@ -111,7 +129,29 @@ def _cmd_train_all(args) -> int:
     from glue_tf.suite import train_all
 
     backbones.check_spec(args.backbone)
-    train_all(_source(args), _train_config(args), args.out, parse_task_list(args.tasks), verbose=_verbosity())
+    ensure_writable(args.out)
+    train_all(_source(args), _train_config(args), args.out, parse_task_list(args.tasks), verbose=_verbosity(),
+              overwrite=args.overwrite)
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    import json
+
+    from glue_tf.predict_files import evaluate_export
+
+    result = evaluate_export(args.model, args.task, _source(args), args.split, args.batch_size)
+    shown = ", ".join(f"{name} {100 * value:.2f}" for name, value in result["metrics"].items())
+    print(f"{result['task']} {result['split']} ({result['examples']} examples, {result['export']}): {shown}", file=sys.stderr)
+    print(json.dumps(result))
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from glue_tf.predict_files import predict_file
+
+    summary = predict_file(args.model, args.input, args.output, args.batch_size, args.input_format, args.output_format)
+    print(f"{summary['task']}: predicted {summary['rows']} rows with {summary['export']} -> {summary['output']}", file=sys.stderr)
     return 0
 
 
@@ -155,6 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_flags(train_all)
     train_all.set_defaults(func=_cmd_train_all)
 
+    evaluate = commands.add_parser("evaluate", help="score an export on a labelled split with the official metrics")
+    evaluate.add_argument("--model", required=True, help="export version folder, models/<task> folder, or run folder")
+    evaluate.add_argument("--task", default=None, help="default: the export's task (needed with a run folder)")
+    evaluate.add_argument("--split", default=None, help="default: the task's first dev split")
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    _add_source_flags(evaluate)
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="predict a TSV or JSONL file of your own with an export")
+    predict.add_argument("--model", required=True, help="export version folder or models/<task> folder")
+    predict.add_argument("--input", required=True, help="TSV with a header naming the task's fields, or JSONL")
+    predict.add_argument("--output", required=True, help="TSV or JSONL (by extension) with label, label_id, probabilities")
+    predict.add_argument("--input-format", choices=["tsv", "jsonl"], default=None, help="default: from the extension")
+    predict.add_argument("--output-format", choices=["tsv", "jsonl"], default=None, help="default: from the extension")
+    predict.add_argument("--batch-size", type=int, default=64)
+    predict.set_defaults(func=_cmd_predict)
+
     submit = commands.add_parser("submit", help="zip the test predictions for the GLUE leaderboard")
     submit.add_argument("--out", default="runs/latest", help="the training output folder")
     submit.add_argument("--output", default=None, help="zip path (default: <out>/glue_submission.zip)")
@@ -166,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, MissingDataError, BackboneError, KeyError, FileNotFoundError) as error:
+    except (DataError, MissingDataError, BackboneError, ConfigMismatchError, OutputError, KeyError,
+            FileNotFoundError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"glue-tf: error: {message}", file=sys.stderr)
         return 2

@@ -51,6 +51,10 @@ class TrainConfig:
     jit_compile: bool = False
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
+    # Seeds seed, seed+1, ...: mean and std are reported, the best by dev score is exported.
+    seeds: int = 1
+    # Also checkpoint every N steps inside an epoch (0: only at epoch ends).
+    checkpoint_every: int = 200
 
     def for_task(self, task: Task) -> "TrainConfig":
         """This config with the task's defaults filled in."""

@@ -21,6 +21,7 @@ import shutil
 from pathlib import Path
 
 from glue_tf.evaluation import STSB_RANGE
+from glue_tf.storage import writing
 from glue_tf.tasks import Task
 
 METADATA_FILE = "metadata.json"
@@ -88,18 +89,23 @@ def export(model, preprocessor, task: Task, out_dir, metadata: dict) -> Path:
     import tensorflow as tf
 
     root = task_dir(out_dir, task.name)
-    root.mkdir(parents=True, exist_ok=True)
+    with writing("an export folder", root):
+        root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     existing = [int(e.name) for e in root.iterdir() if _VERSION.match(e.name)]
     version = max(existing, default=0) + 1
     tmp = root / f".tmp-{version}-{os.getpid()}"
     module = build_serving_module(model, preprocessor, task)
-    tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
-    metadata = {**metadata, "task": task.name, "version": version}
-    (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True), encoding="utf-8")
     final = root / str(version)
-    os.replace(tmp, final)
+    with writing(f"the {task.name} export", final):
+        try:
+            tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
+            metadata = {**metadata, "task": task.name, "version": version}
+            (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # a failed export leaves nothing half-written
     return final
 
 

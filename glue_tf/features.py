@@ -68,7 +68,9 @@ def encode(dataset, task: Task, preprocessor) -> EncodedSplit:
     def tokenize(batch):
         features = preprocessor(x=text_inputs(task, batch))
         lengths = tf.reduce_sum(tf.cast(features["padding_mask"], tf.int32), axis=1)
-        return features["token_ids"], features["segment_ids"], lengths, batch["label"], batch["idx"]
+        # Families without segment embeddings (RoBERTa, DistilBERT, DeBERTaV3) pack no segment ids.
+        segments = features.get("segment_ids", tf.zeros_like(features["token_ids"]))
+        return features["token_ids"], segments, lengths, batch["label"], batch["idx"]
 
     pipeline = dataset.batch(TOKENIZE_BATCH).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
     pieces = {"token_ids": [], "segment_ids": [], "lengths": [], "labels": [], "idx": []}
@@ -129,22 +131,34 @@ def replica_slices(plan: list[np.ndarray], num_replicas: int, replica_ids: list[
     return [batch[r::num_replicas] for batch in plan for r in replica_ids]
 
 
-def padding_efficiency(lengths: np.ndarray, batches: list[np.ndarray]) -> float:
-    """Real tokens / computed tokens when each batch is padded to its longest example."""
+def padding_efficiency(lengths: np.ndarray, batches: list[np.ndarray], width_multiple: int = 1, max_width: int = 512) -> float:
+    """Real tokens / computed tokens when each batch is padded as ``batches_dataset`` pads it."""
     real = sum(int(lengths[b].sum()) for b in batches)
-    computed = sum(int(lengths[b].max()) * b.size for b in batches if b.size)
+    computed = sum(bucket_width(int(lengths[b].max()), width_multiple, max_width) * b.size for b in batches if b.size)
     return real / computed if computed else 1.0
 
 
 ALL_FEATURES = ("token_ids", "segment_ids", "padding_mask")
 
 
+def bucket_width(longest: int, multiple: int, max_width: int) -> int:
+    """``longest`` rounded up to ``multiple`` (at most ``max_width``): XLA compiles once per width."""
+    return min(-(-longest // multiple) * multiple, max(max_width, longest))
+
+
 def batches_dataset(
-    encoded: EncodedSplit, batches: list[np.ndarray], with_labels: bool = True, feature_names=ALL_FEATURES
+    encoded: EncodedSplit,
+    batches: list[np.ndarray],
+    with_labels: bool = True,
+    feature_names=ALL_FEATURES,
+    width_multiple: int = 1,
+    max_width: int = 512,
 ):
     """A ``tf.data.Dataset`` of ``(features, label)`` padded to each batch's longest example.
 
-    ``feature_names`` picks the packed inputs the model reads.
+    ``feature_names`` picks the packed inputs the model reads. ``width_multiple`` > 1
+    rounds each batch's width up (see ``bucket_width``) so an XLA-compiled step sees a
+    handful of shapes instead of one per length.
     """
     import tensorflow as tf
 
@@ -156,10 +170,16 @@ def batches_dataset(
     plan = tf.RaggedTensor.from_row_lengths(flat, [b.size for b in batches])
 
     def gather(rows):
+        row_lengths = tf.gather(lengths, rows)
+        width = tf.reduce_max(row_lengths)
+        if width_multiple > 1:
+            rounded = (width + width_multiple - 1) // width_multiple * width_multiple
+            width = tf.minimum(rounded, tf.maximum(max_width, width))
+        shape = tf.stack([tf.size(rows, out_type=tf.int64), tf.cast(width, tf.int64)])
         features = {
-            "token_ids": tf.gather(tokens, rows).to_tensor(),
-            "segment_ids": tf.gather(segments, rows).to_tensor(),
-            "padding_mask": tf.sequence_mask(tf.gather(lengths, rows)),
+            "token_ids": tf.gather(tokens, rows).to_tensor(shape=shape),
+            "segment_ids": tf.gather(segments, rows).to_tensor(shape=shape),
+            "padding_mask": tf.sequence_mask(row_lengths, width),
         }
         features = {name: features[name] for name in feature_names}
         return (features, tf.gather(labels, rows)) if with_labels else features

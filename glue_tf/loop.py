@@ -13,7 +13,8 @@ from __future__ import annotations
 
 
 def fit_distributed(model, loss, dataset, strategy, epochs, initial_epoch, steps_per_epoch, global_batch_size,
-                    callbacks, verbose=1, summary_dir=None):
+                    callbacks, verbose=1, summary_dir=None, resume_step=0):
+    """Trains epochs ``initial_epoch..epochs-1``; the first starts at step ``resume_step`` (a resumed epoch)."""
     import keras
     import tensorflow as tf
 
@@ -45,13 +46,14 @@ def fit_distributed(model, loss, dataset, strategy, epochs, initial_epoch, steps
         callback_list.on_epoch_begin(epoch)
         progress = keras.utils.Progbar(steps_per_epoch, verbose=verbose if verbose != "auto" else 1)
         total = 0.0
-        for step in range(steps_per_epoch):
+        first_step = resume_step if epoch == initial_epoch else 0
+        for step in range(first_step, steps_per_epoch):
             features, labels = next(iterator)
             value = float(train_step(features, labels))
             total += value
             progress.update(step + 1, values=[("loss", value)])
             callback_list.on_train_batch_end(step, {"loss": value})
-        logs = {"loss": total / max(steps_per_epoch, 1)}
+        logs = {"loss": total / max(steps_per_epoch - first_step, 1)}
         if writer:
             with writer.as_default():
                 tf.summary.scalar("epoch_loss", logs["loss"], step=epoch)

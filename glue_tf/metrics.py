@@ -139,6 +139,24 @@ def task_score(task: Task | str, components: Mapping[str, float]) -> float:
     return float(np.mean([components[key] for key in keys]))
 
 
+def majority_baseline(task: Task | str, train_labels, dev_labels: Mapping[str, object]) -> dict[str, float]:
+    """Score components of predicting the training set's majority class for every dev example.
+
+    The floor a model must clear (GLUE's convention for WNLI is to submit exactly
+    this). For STS-B the constant is the mean training score, whose correlations are 0.
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    train_labels = np.asarray(train_labels)
+    if task.is_regression:
+        constant = float(train_labels.mean()) if train_labels.size else 0.0
+    else:
+        constant = int(np.bincount(train_labels.astype(np.int64), minlength=task.num_outputs).argmax())
+    per_split = {
+        split: compute_metrics(task, labels, np.full(len(labels), constant)) for split, labels in dev_labels.items()
+    }
+    return {key: per_split[split][metric] for key, split, metric in task.score_components if split in per_split}
+
+
 def summarize(results: Mapping[str, Mapping[str, float]]) -> dict:
     """Task scores, the mean over the tasks present, and the GLUE score only when all nine are.
 

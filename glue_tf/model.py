@@ -15,7 +15,7 @@ from glue_tf.tasks import Task
 
 
 def classifier_class(backbone):
-    """The KerasHub ``TextClassifier`` subclass made for ``backbone``'s family."""
+    """The KerasHub ``TextClassifier`` subclass made for ``backbone``'s family, or None."""
     import keras_hub
 
     def subclasses(cls):
@@ -26,7 +26,23 @@ def classifier_class(backbone):
     for cls in subclasses(keras_hub.models.TextClassifier):
         if getattr(cls, "backbone_cls", None) is type(backbone):
             return cls
-    raise ValueError(f"KerasHub has no TextClassifier for {type(backbone).__name__}")
+    return None
+
+
+def _first_token_head(backbone, inputs, num_outputs: int, dropout: float):
+    """Pooled output (or the first token's vector) -> dropout -> dense: the head of BERT-like
+    classifiers, for a family KerasHub gives no classifier (ELECTRA in 0.32)."""
+    import keras
+
+    outputs = backbone(inputs)
+    if isinstance(outputs, dict):
+        pooled = outputs.get("pooled_output")
+        if pooled is None:
+            pooled = outputs["sequence_output"][:, 0, :]
+    else:
+        pooled = outputs[:, 0, :]
+    pooled = keras.layers.Dropout(dropout, name="classifier_dropout")(pooled)
+    return keras.layers.Dense(num_outputs, name="logits")(pooled)
 
 
 def build(backbone, task: Task, dropout: float = 0.1):
@@ -34,12 +50,14 @@ def build(backbone, task: Task, dropout: float = 0.1):
     import keras
 
     cls = classifier_class(backbone)
-    kwargs = {"backbone": backbone, "num_classes": task.num_outputs, "preprocessor": None}
-    if "dropout" in inspect.signature(cls.__init__).parameters:
-        kwargs["dropout"] = dropout
-    classifier = cls(**kwargs)
     inputs = {name: keras.Input(shape=(None,), dtype=t.dtype, name=name) for name, t in backbone.input.items()}
-    logits = classifier(inputs)
+    if cls is None:
+        logits = _first_token_head(backbone, inputs, task.num_outputs, dropout)
+    else:
+        kwargs = {"backbone": backbone, "num_classes": task.num_outputs, "preprocessor": None}
+        if "dropout" in inspect.signature(cls.__init__).parameters:
+            kwargs["dropout"] = dropout
+        logits = cls(**kwargs)(inputs)
     logits = keras.layers.Activation("linear", dtype="float32", name="float32_logits")(logits)
     return keras.Model(inputs, logits, name=f"glue_{task.name}")
 

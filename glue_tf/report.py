@@ -15,13 +15,18 @@ from glue_tf.metrics import METRIC_LABELS, round_score
 from glue_tf.tasks import GLUE_TASKS, HUMAN_GLUE_SCORE, TASKS
 
 
+def _scaled(value):
+    return None if value is None else 100.0 * value
+
+
 def _percent(components: dict) -> dict:
     return {key: 100.0 * value for key, value in components.items()}
 
 
 def build(results: dict[str, dict], skipped: dict[str, str], wall_seconds: float | None = None) -> dict:
     """The report as a JSON-able dict. ``results``: task -> result; ``skipped``: task -> reason."""
-    scored = {name: _percent(r["dev"]) for name, r in results.items() if r.get("dev")}
+    # With several seeds, a task's figure is its mean over seeds, not its best seed.
+    scored = {name: _percent(r.get("dev_mean") or r["dev"]) for name, r in results.items() if r.get("dev")}
     summary = metrics.summarize(scored)
     tasks = {}
     for name, result in results.items():
@@ -39,6 +44,12 @@ def build(results: dict[str, dict], skipped: dict[str, str], wall_seconds: float
             "padding_efficiency": result.get("padding_efficiency"),
             "export": result.get("export"),
             "precision": (result.get("precision") or {}).get("policy"),
+            "majority_score": _scaled(result.get("majority_score")),
+            "below_majority": result.get("majority_score") is not None and result.get("dev_score") is not None
+            and (result.get("dev_score_mean", result["dev_score"]) < result["majority_score"]),
+            "seeds": len(result.get("seeds") or []) or None,
+            "best_seed": result.get("best_seed"),
+            "dev_score_std": _scaled(result.get("dev_score_std")),
         }
     return {
         "tasks": tasks,
@@ -67,9 +78,10 @@ def _components_text(name: str, values: dict | None) -> str:
 def to_markdown(report: dict) -> str:
     lines = ["# GLUE results (dev)", "", f"**{report['summary_line']}** (human baseline GLUE score {report['human_glue_score']})", ""]
     lines += [
-        "| task | dev | score | human | best epoch | wall (s) | train ex/s | padding eff. |",
-        "|---|---|---|---|---|---|---|---|",
+        "| task | dev | score | majority class | human | best epoch | wall (s) | train ex/s | padding eff. |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    notes = []
     for name in [n for n in TASKS if n in report["tasks"]]:
         row = report["tasks"][name]
         score = f"{round_score(row['score']):.1f}" if row["score"] is not None else "–"
@@ -77,10 +89,21 @@ def to_markdown(report: dict) -> str:
         speed = f"{row['train_examples_per_second']:.1f}" if row.get("train_examples_per_second") else "–"
         eff = f"{100 * row['padding_efficiency']:.1f}%" if row.get("padding_efficiency") else "–"
         wall = f"{row['wall_seconds']:.0f}" if row.get("wall_seconds") else "–"
+        if row.get("seeds") and row["seeds"] > 1:
+            score += f" ± {row['dev_score_std']:.1f}"
+            notes.append(f"{row['display_name']}: mean ± std over {row['seeds']} seeds; the export is seed "
+                         f"{row['best_seed']}, the best by dev score.")
+        majority = f"{row['majority_score']:.1f}" if row.get("majority_score") is not None else "–"
+        if row.get("below_majority"):
+            majority += " ⚠"
+            notes.append(f"{row['display_name']}: below the majority-class score — the model has learned nothing "
+                         "usable" + (" (GLUE's convention for WNLI is to submit the majority class)." if name == "wnli" else "."))
         lines.append(
-            f"| {row['display_name']} | {_components_text(name, row['dev'])} | {score} | {human} | "
+            f"| {row['display_name']} | {_components_text(name, row['dev'])} | {score} | {majority} | {human} | "
             f"{row.get('best_epoch') or '–'} | {wall} | {speed} | {eff} |"
         )
+    if notes:
+        lines += [""] + [f"- {note}" for note in notes]
     if report["skipped"]:
         lines += ["", "Not trained:", ""]
         lines += [f"- **{TASKS[name].display_name}**: {reason}" for name, reason in report["skipped"].items()]

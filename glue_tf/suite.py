@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from glue_tf import distribute, export, metrics, report, submission
+from glue_tf import distribute, export, metrics, report, run_config, submission
 from glue_tf.config import TrainConfig
 from glue_tf.data.sources import Source
 from glue_tf.runlog import RunLog
@@ -50,15 +50,33 @@ def _score_with_export(task: Task, source: Source, out_dir: Path, log) -> dict |
     return result
 
 
-def train_all(source: Source, config: TrainConfig, out_dir, tasks: list[Task] | None = None, verbose="auto") -> dict:
-    """Trains every task in ``tasks`` (default: all) whose data exists; writes and returns the report."""
+def finished_results(out_dir, exclude=()) -> dict:
+    """Results of every task already trained and exported into ``out_dir``, for the folder's report."""
+    found = {}
+    for name in TASKS:
+        if name not in exclude:
+            result = run_config.finished_result(out_dir, name)
+            if result is not None:
+                found[name] = result
+    return found
+
+
+def train_all(source: Source, config: TrainConfig, out_dir, tasks: list[Task] | None = None, verbose="auto",
+              overwrite: bool = False) -> dict:
+    """Trains every task in ``tasks`` (default: all) whose data exists; writes and returns the report.
+
+    Into a folder that holds a run of the same configuration, tasks already
+    exported are skipped and an interrupted task resumes from its checkpoint.
+    """
     from glue_tf.train import train_task
 
     out_dir = Path(out_dir)
     strategy, strategy_name = distribute.select_strategy()
     chief = distribute.is_chief(strategy)
-    log = RunLog(out_dir / "run.log", enabled=chief)
     tasks = tasks or list(TASKS.values())
+    if chief:
+        run_config.check_or_record(out_dir, config, source.describe(), overwrite, [t.name for t in tasks])
+    log = RunLog(out_dir / "run.log", enabled=chief)
     started = time.perf_counter()
     results, skipped = {}, {}
     log(f"train-all: {len(tasks)} tasks from {source.describe()} into {out_dir}")
@@ -67,6 +85,11 @@ def train_all(source: Source, config: TrainConfig, out_dir, tasks: list[Task] | 
     for number, task in enumerate(ordered, start=1):
         prefix = f"[{number}/{len(ordered)}] {task.name}"
         missing = _missing_for_training(task, source) if not task.eval_only else ["train"]
+        done = None if (missing or overwrite) else run_config.finished_result(out_dir, task.name)
+        if done is not None:
+            results[task.name] = done
+            log(f"{prefix}: already exported ({done['export']}, dev score {100 * done['dev_score']:.2f}); skipped")
+            continue
         if not missing:
             log(f"{prefix}: training")
             results[task.name] = train_task(
@@ -96,6 +119,7 @@ def train_all(source: Source, config: TrainConfig, out_dir, tasks: list[Task] | 
     wall = time.perf_counter() - started
     if not chief:
         return {}
+    results.update(finished_results(out_dir, exclude=results))  # tasks of earlier --tasks subsets
     written = report.write(out_dir, results, skipped, wall_seconds=wall)
     log(f"train-all: {written['summary_line']}; report at {out_dir / 'report.md'}")
     return written

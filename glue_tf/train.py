@@ -8,6 +8,7 @@ export a text-in SavedModel and predict the test splits.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -16,14 +17,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from glue_tf import backbones, checkpoints, distribute, export, features, precision
+from glue_tf import backbones, checkpoints, distribute, export, features, metrics, precision, storage
 from glue_tf import model as model_lib
 from glue_tf import optimization
 from glue_tf.config import TrainConfig
 from glue_tf.data.sources import Source
 from glue_tf.evaluation import Predictor, outputs_to_predictions
 from glue_tf.loop import fit_distributed
-from glue_tf.metrics import task_score
 from glue_tf.runlog import RunLog
 from glue_tf.submission import write_predictions
 from glue_tf.tasks import Task
@@ -52,7 +52,7 @@ class EpochTracker(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         train_seconds = time.perf_counter() - self.epoch_started
         components = self.predictor.score(self.task, self.dev)
-        score = task_score(self.task, components)
+        score = metrics.task_score(self.task, components)
         record = {
             "epoch": epoch + 1,
             "train_loss": float(logs.get("loss", math.nan)) if logs else math.nan,
@@ -72,8 +72,16 @@ class EpochTracker(keras.callbacks.Callback):
 
 
 
-def _train_dataset(encoded, cfg: TrainConfig, strategy, first_epoch: int, feature_names):
-    """Batches for epochs ``first_epoch..epochs-1``; returns (dataset, steps per epoch, efficiency)."""
+XLA_WIDTH_MULTIPLE = 8
+
+
+def _train_dataset(encoded, cfg: TrainConfig, strategy, first_epoch: int, skip: int, feature_names):
+    """Batches from step ``skip`` of epoch ``first_epoch`` on; returns (datasets, steps per epoch, efficiency).
+
+    One replica: a dataset for the rest of a resumed epoch (if ``skip``) and one for
+    the epochs after it, as Keras' ``fit`` takes a fixed number of steps per epoch.
+    Several replicas: one per-replica dataset of all remaining batches.
+    """
     import tensorflow as tf
 
     replicas = strategy.num_replicas_in_sync
@@ -82,20 +90,141 @@ def _train_dataset(encoded, cfg: TrainConfig, strategy, first_epoch: int, featur
         for epoch in range(cfg.epochs)
     ]
     steps = len(plans[0])
+    # Under XLA every new batch shape is a compilation: round widths up to a few buckets.
+    padding = {"width_multiple": XLA_WIDTH_MULTIPLE if cfg.jit_compile else 1, "max_width": cfg.max_seq_length}
     all_slices = [s for plan in plans for s in features.replica_slices(plan, replicas, list(range(replicas)))]
-    efficiency = features.padding_efficiency(encoded.lengths, all_slices)
-    remaining = [batch for plan in plans[first_epoch:] for batch in plan]
+    efficiency = features.padding_efficiency(encoded.lengths, all_slices, **padding)
+    resumed = plans[first_epoch][skip:] if first_epoch < cfg.epochs else []
+    later = [batch for plan in plans[first_epoch + 1 :] for batch in plan]
     if replicas == 1:
-        return features.batches_dataset(encoded, remaining, feature_names=feature_names), steps, efficiency
+        segments = ([resumed] if skip else []) + [later if skip else resumed + later]
+        return [features.batches_dataset(encoded, s, feature_names=feature_names, **padding) for s in segments], steps, efficiency
+
+    remaining = resumed + later
 
     def dataset_fn(context: tf.distribute.InputContext):
         local = replicas // context.num_input_pipelines
         ids = [context.input_pipeline_id * local + k for k in range(local)]
         slices = features.replica_slices(remaining, replicas, ids)
-        return features.batches_dataset(encoded, slices, feature_names=feature_names)
+        return features.batches_dataset(encoded, slices, feature_names=feature_names, **padding)
 
     options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
-    return strategy.distribute_datasets_from_function(dataset_fn, options), steps, efficiency
+    return [strategy.distribute_datasets_from_function(dataset_fn, options)], steps, efficiency
+
+
+class StepCheckpoint(keras.callbacks.Callback):
+    """Saves the training state every ``every`` steps inside an epoch, so a kill loses at most that many."""
+
+    def __init__(self, state_store, every: int, steps_per_epoch: int, history: dict):
+        super().__init__()
+        self.state_store, self.every, self.steps_per_epoch, self.history = state_store, every, steps_per_epoch, history
+        self.offset = 0  # steps of the current epoch done before this fit call (a resumed epoch)
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.offset + batch + 1
+        if self.every and step % self.every == 0 and step < self.steps_per_epoch:
+            self.state_store.save(self.model, {"epoch": self.epoch, "step": step, **self.history})
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.offset = 0
+
+
+def _fit_seed(task, cfg, train, dev, strategy, work: Path, chief: bool, log, verbose, tensorboard_dir: str,
+              loaded=None):
+    """Trains one seed with per-epoch dev evaluation and step/epoch checkpoints; returns its record.
+
+    ``loaded``: a fresh ``(backbone, preprocessor)`` to use, else they are loaded again
+    (every seed starts from the pretrained weights). A seed that finished before
+    (``seed.json`` written) is not trained again; one that was interrupted resumes from
+    its last checkpoint, mid-epoch included.
+    """
+    record_path = work / "seed.json"
+    with strategy.scope():
+        backbone, preprocessor = loaded or backbones.load(cfg.backbone, cfg.max_seq_length)
+        model = model_lib.build(backbone, task, cfg.dropout)
+    multi_replica = strategy.num_replicas_in_sync > 1
+    total_steps = features.steps_per_epoch(len(train), cfg.batch_size, multi_replica) * cfg.epochs
+    with strategy.scope():
+        optimizer = optimization.make_optimizer(
+            cfg.learning_rate, total_steps, cfg.warmup_fraction, cfg.weight_decay, cfg.clip_norm
+        )
+        model.compile(optimizer=optimizer, loss=model_lib.loss_for(task), jit_compile=cfg.jit_compile)
+    best_path = work / "best.weights.h5"
+    if record_path.is_file() and best_path.is_file():
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        log(f"{task.name}: seed {cfg.seed} already trained (dev score {100 * record['best_score']:.2f}); not retrained")
+        return record, model, backbone, preprocessor
+
+    state_store = checkpoints.TrainingState(work / "checkpoint", writable=chief)
+    with strategy.scope():
+        state = state_store.restore(model)
+    history = {"epochs": [], "best_score": None, "best_epoch": None}
+    first_epoch, skip = 0, 0
+    if state:
+        first_epoch, skip = state["epoch"], state.get("step", 0)
+        history = {k: state[k] for k in history}
+        at = f", step {skip}" if skip else ""
+        log(f"{task.name}: resuming from the checkpoint of epoch {first_epoch}{at} ({state_store.directory})")
+
+    datasets, steps, efficiency = _train_dataset(train, cfg, strategy, first_epoch, skip, model_lib.input_names(model))
+    predictor = Predictor(model, cfg.eval_batch_size)
+    tracker = EpochTracker(task, predictor, dev, state_store, best_path, history, log, chief)
+    stepper = StepCheckpoint(state_store, cfg.checkpoint_every, steps, history)
+    callbacks = [tracker] + ([stepper] if chief and cfg.checkpoint_every else [])
+    if chief and not multi_replica:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=tensorboard_dir))
+    log(
+        f"{task.name}: seed {cfg.seed}, {cfg.epochs} epochs x {steps} steps, batch {cfg.batch_size}, "
+        f"lr {cfg.learning_rate:g}, padding efficiency {100 * efficiency:.1f}% (real/computed tokens)"
+    )
+    if first_epoch < cfg.epochs and multi_replica:
+        fit_distributed(
+            model, model_lib.loss_for(task), datasets[0], strategy, cfg.epochs, first_epoch, steps,
+            cfg.batch_size, callbacks, verbose=verbose, summary_dir=tensorboard_dir if chief else None, resume_step=skip,
+        )
+    elif first_epoch < cfg.epochs:
+        # A resumed epoch first (its remaining steps), then the whole epochs after it.
+        segments = ([(first_epoch, first_epoch + 1, steps - skip, skip)] if skip else []) + [
+            (first_epoch + (1 if skip else 0), cfg.epochs, steps, 0)
+        ]
+        for dataset, (initial, until, count, offset) in zip(datasets, segments):
+            if initial >= until:
+                continue
+            stepper.offset = offset
+            model.fit(dataset, epochs=until, initial_epoch=initial, steps_per_epoch=count, callbacks=callbacks,
+                      verbose=verbose, shuffle=False)  # the batch plan already shuffles
+    epochs_run = history["epochs"][first_epoch:]
+    train_seconds = sum(e["train_seconds"] for e in epochs_run)
+    record = {
+        "seed": cfg.seed,
+        **history,
+        "dev": next(e["dev"] for e in history["epochs"] if e["epoch"] == history["best_epoch"]),
+        "padding_efficiency": efficiency,
+        "train_seconds": train_seconds,
+        "examples_trained": len(train) * (cfg.epochs - first_epoch) - skip * cfg.batch_size,
+        # Sum of |w| over the final (pre-selection) weights: equal on every worker of a synced run.
+        "weights_fingerprint": float(sum(np.abs(v.numpy().astype(np.float64)).sum() for v in model.weights)),
+    }
+    if chief:
+        checkpoints.atomic_write_text(record_path, json.dumps(record, indent=2))
+    return record, model, backbone, preprocessor
+
+
+def _seed_summary(task: Task, records: list[dict]) -> dict:
+    """Mean and standard deviation over seeds of each score component and of the task score."""
+    keys = [key for key, _, _ in task.score_components]
+    values = {key: [r["dev"][key] for r in records] for key in keys}
+    scores = [r["best_score"] for r in records]
+    return {
+        "dev_mean": {key: float(np.mean(v)) for key, v in values.items()},
+        "dev_std": {key: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for key, v in values.items()},
+        "dev_score_mean": float(np.mean(scores)),
+        "dev_score_std": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,
+    }
 
 
 def train_task(
@@ -108,7 +237,7 @@ def train_task(
     log: RunLog | None = None,
     verbose="auto",
 ) -> dict:
-    """Trains, evaluates, exports and predicts one task; returns its result record."""
+    """Trains ``config.seeds`` seeds, exports the best, predicts the test splits; returns the result record."""
 
     cfg = config.for_task(task)
     out_dir = Path(out_dir)
@@ -121,14 +250,13 @@ def train_task(
 
     policy, why = precision.resolve(cfg.precision)
     keras.mixed_precision.set_global_policy(policy)
-    keras.utils.set_random_seed(cfg.seed)
     log(f"{task.name}: precision {policy} ({why}); {strategy_name}; backbone {cfg.backbone}")
 
     with strategy.scope():
-        backbone, preprocessor = backbones.load(cfg.backbone, cfg.max_seq_length)
-        model = model_lib.build(backbone, task, cfg.dropout)
-    feature_names = model_lib.input_names(model)
-
+        loaded = backbones.load(cfg.backbone, cfg.max_seq_length)  # the first seed's backbone
+    backbone, preprocessor = loaded
+    if chief:  # an hour of training must not end on a full disk
+        storage.check_free_space(storage.ensure_writable(out_dir), backbone.count_params())
     t0 = time.perf_counter()
     train = _limit(features.encode(source.load(task, "train"), task, preprocessor), cfg.max_train_examples, cfg.seed)
     dev = {
@@ -140,57 +268,36 @@ def train_task(
         f"{time.perf_counter() - t0:.1f}s; mean length {train.lengths.mean():.1f} tokens (max {cfg.max_seq_length})"
     )
 
-    state_store = checkpoints.TrainingState(work / "checkpoint", writable=chief)
-    total_steps = features.steps_per_epoch(len(train), cfg.batch_size, strategy.num_replicas_in_sync > 1) * cfg.epochs
-    with strategy.scope():
-        optimizer = optimization.make_optimizer(
-            cfg.learning_rate, total_steps, cfg.warmup_fraction, cfg.weight_decay, cfg.clip_norm
+    seeds = [cfg.seed + k for k in range(cfg.seeds)]
+    records, best = [], None
+    for seed in seeds:
+        seed_cfg = dataclasses.replace(cfg, seed=seed)
+        keras.utils.set_random_seed(seed)
+        seed_work = work if len(seeds) == 1 else work / f"seed-{seed}"
+        board = str(out_dir / "tensorboard" / task.name) + ("" if len(seeds) == 1 else f"/seed-{seed}")
+        record, model, backbone, preprocessor = _fit_seed(
+            task, seed_cfg, train, dev, strategy, seed_work, chief, log, verbose, board, loaded
         )
-        model.compile(optimizer=optimizer, loss=model_lib.loss_for(task), jit_compile=cfg.jit_compile)
-        state = state_store.restore(model)
-    history = {"epochs": [], "best_score": None, "best_epoch": None}
-    first_epoch = 0
-    if state:
-        first_epoch = state["epoch"]
-        history = {k: state[k] for k in history}
-        log(f"{task.name}: resuming from the checkpoint of epoch {first_epoch} ({state_store.directory})")
+        loaded = None
+        records.append(record)
+        if best is None or record["best_score"] > best[0]["best_score"]:
+            best = (record, seed_work / "best.weights.h5")
+    best_record, best_weights = best
+    if best_weights.is_file():
+        model.load_weights(best_weights)  # the last seed's model, same architecture
+    if len(seeds) > 1:
+        summary = _seed_summary(task, records)
+        log(
+            f"{task.name}: {len(seeds)} seeds, dev score {100 * summary['dev_score_mean']:.2f} "
+            f"± {100 * summary['dev_score_std']:.2f}; exporting seed {best_record['seed']} "
+            f"(dev score {100 * best_record['best_score']:.2f})"
+        )
+    else:
+        summary = {}
 
-    dataset, steps, efficiency = _train_dataset(train, cfg, strategy, first_epoch, feature_names)
-    predictor = Predictor(model, cfg.eval_batch_size)
-    best_path = work / "best.weights.h5"
-    tracker = EpochTracker(task, predictor, dev, state_store, best_path, history, log, chief)
-    callbacks = [tracker]
-    tensorboard_dir = str(out_dir / "tensorboard" / task.name)
-    multi_replica = strategy.num_replicas_in_sync > 1
-    if chief and not multi_replica:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=tensorboard_dir))
-    log(
-        f"{task.name}: {cfg.epochs} epochs x {steps} steps, batch {cfg.batch_size}, lr {cfg.learning_rate:g}, "
-        f"padding efficiency {100 * efficiency:.1f}% (real/computed tokens)"
-    )
-    if first_epoch < cfg.epochs and multi_replica:
-        fit_distributed(
-            model, model_lib.loss_for(task), dataset, strategy, cfg.epochs, first_epoch, steps,
-            cfg.batch_size, callbacks, verbose=verbose, summary_dir=tensorboard_dir if chief else None,
-        )
-    elif first_epoch < cfg.epochs:
-        model.fit(
-            dataset,
-            epochs=cfg.epochs,
-            initial_epoch=first_epoch,
-            steps_per_epoch=steps,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,  # the batch plan already shuffles
-        )
-    # Dev evaluation happens inside fit; report train throughput net of it.
-    examples_seen = (cfg.epochs - first_epoch) * len(train)
-    train_seconds = sum(e["train_seconds"] for e in history["epochs"][first_epoch:])
-    throughput = examples_seen / train_seconds if train_seconds else None
-
-    fingerprint = float(sum(np.abs(v.numpy().astype(np.float64)).sum() for v in model.weights))
-    if best_path.is_file():
-        model.load_weights(best_path)
+    train_seconds = sum(r["train_seconds"] for r in records)
+    throughput = sum(r["examples_trained"] for r in records) / train_seconds if train_seconds else None
+    majority = metrics.majority_baseline(task, train.labels, {split: e.labels for split, e in dev.items()})
     result = {
         "task": task.name,
         "config": cfg.to_dict(),
@@ -201,13 +308,17 @@ def train_task(
             "train_examples": len(train),
             "dev_examples": {split: len(e) for split, e in dev.items()},
         },
-        "epochs": history["epochs"],
-        "best_epoch": history["best_epoch"],
-        "dev": next(e["dev"] for e in history["epochs"] if e["epoch"] == history["best_epoch"]),
-        "dev_score": history["best_score"],
-        "padding_efficiency": efficiency,
-        # Sum of |w| over the final (pre-selection) weights: equal on every worker of a synced run.
-        "weights_fingerprint": fingerprint,
+        "epochs": best_record["epochs"],
+        "best_epoch": best_record["best_epoch"],
+        "best_seed": best_record["seed"],
+        "dev": best_record["dev"],
+        "dev_score": best_record["best_score"],
+        "seeds": [{k: r[k] for k in ("seed", "best_epoch", "best_score", "dev")} for r in records],
+        **summary,
+        "majority_baseline": majority,
+        "majority_score": metrics.task_score(task, majority),
+        "padding_efficiency": best_record["padding_efficiency"],
+        "weights_fingerprint": best_record["weights_fingerprint"],
         "train_examples_per_second": throughput,
         "train_tokens_per_second": throughput * float(train.lengths.mean()) if throughput else None,
         "wall_seconds": None,
@@ -221,11 +332,12 @@ def train_task(
     if chief:
         version_dir = export.export(model, preprocessor, task, out_dir, metadata=_metadata(result))
         result["export"] = str(version_dir)
-        log(f"{task.name}: exported {version_dir}")
+        log(f"{task.name}: exported {version_dir}" + (f" (seed {best_record['seed']})" if len(seeds) > 1 else ""))
+        predictor = Predictor(model, cfg.eval_batch_size)
         result["test_predictions"] = predict_test_splits(task, source, preprocessor, predictor, out_dir, log)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     if chief:
-        (work / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+        checkpoints.atomic_write_text(work / "result.json", json.dumps(result, indent=2))
     return result
 
 
@@ -243,6 +355,8 @@ def _metadata(result: dict) -> dict:
         "training_config": result["config"],
         "dev_metrics_per_epoch": result["epochs"],
         "best_epoch": result["best_epoch"],
+        "best_seed": result["best_seed"],
+        "seeds": result["seeds"],
         "dev_metrics": result["dev"],
         "data": result["data"],
     }

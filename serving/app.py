@@ -10,10 +10,14 @@ with a 4xx status; a bug answers a JSON 500 and the worker lives on.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
+import re
+import sys
 import threading
 import time
+import uuid
 
 import numpy as np
 from flask import Flask, Response, g, jsonify, render_template, request
@@ -22,13 +26,27 @@ from werkzeug.exceptions import HTTPException
 from glue_tf.tasks import GLUE_TASKS, HUMAN_GLUE_SCORE, TASKS, Task
 from serving import schemas, scoring
 from serving.batching import Batcher
-from serving.errors import ApiError, NotFound, Overloaded, Unavailable
+from serving.errors import ApiError, ModelNotLoaded, NotFound, Overloaded
 from serving.jobs import JobRunner, JobStore
 from serving.models import ModelRegistry
 from serving.settings import Settings
 from serving.telemetry import Telemetry
 
 log = logging.getLogger("glue_tf.serving")
+request_log = logging.getLogger("glue_tf.requests")
+# A client's X-Request-ID is echoed only if it is a sane token (no log or header injection).
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+
+
+def _setup_request_log(enabled: bool) -> None:
+    """One JSON object per line on stderr, nothing else on the line (log shippers parse it as is)."""
+    request_log.disabled = not enabled
+    request_log.propagate = False
+    if not request_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        request_log.addHandler(handler)
+        request_log.setLevel(logging.INFO)
 
 
 class Service:
@@ -50,13 +68,13 @@ class Service:
     def model_for(self, task: Task):
         model = self.registry.get(task.name)
         if model is None:
-            raise Unavailable(f"no model is loaded for {task.name}; train and export it into "
+            raise ModelNotLoaded(f"no model is loaded for {task.name}; train and export it into "
                               f"{self.settings.model_dir}/models/{task.predicted_by}/")
         return model
 
     def predict(self, task: Task, columns: dict) -> dict:
         """Model outputs for ``columns``, through the task's batching queue when batching is on."""
-        self.model_for(task)  # 503 before queueing when nothing is loaded
+        self.model_for(task)  # 404 before queueing when nothing is loaded
         if not self.settings.batching:
             return self._call_model(task, columns)
         with self._lock:
@@ -165,15 +183,27 @@ def create_app(settings: Settings | None = None) -> Flask:
             raise ApiError("this endpoint needs 'Authorization: Bearer <GLUE_TF_API_TOKEN>'",
                            status=401, code="unauthorized", headers={"WWW-Authenticate": "Bearer"})
 
+    _setup_request_log(settings.request_log)
+
     @app.before_request
-    def start_timer():
+    def start_request():
         g.started = time.perf_counter()
+        sent = request.headers.get("X-Request-ID", "")
+        g.request_id = sent if _REQUEST_ID.match(sent) else uuid.uuid4().hex
 
     @app.after_request
     def record(response):
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        service.telemetry.observe_request(endpoint, request.method, response.status_code,
-                                          time.perf_counter() - g.get("started", time.perf_counter()))
+        latency = time.perf_counter() - g.get("started", time.perf_counter())
+        service.telemetry.observe_request(endpoint, request.method, response.status_code, latency)
+        request_id = g.get("request_id") or uuid.uuid4().hex
+        response.headers["X-Request-ID"] = request_id
+        request_log.info(json.dumps({
+            "ts": round(time.time(), 3), "request_id": request_id, "method": request.method, "path": request.path,
+            "endpoint": endpoint, "task": (request.view_args or {}).get("task_name"),
+            "instances": g.get("instances"), "status": response.status_code,
+            "latency_ms": round(1000 * latency, 2), "pid": os.getpid(),
+        }))
         return response
 
     @app.errorhandler(ApiError)
@@ -201,6 +231,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         if "instances" not in body:
             raise ApiError("missing 'instances': a list of objects with fields " + str(list(task.text_features)))
         columns = schemas.instances_to_columns(task, body["instances"], settings.max_instances, settings.max_text_chars)
+        g.instances = len(body["instances"])
         outputs = service.predict(task, columns)
         model = service.model_for(task)
         return jsonify({"task": task.name, "model_version": model.version,
@@ -220,6 +251,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         else:
             columns = schemas.columnar_to_columns(task, body["inputs"], settings.max_instances,
                                                   settings.max_text_chars)
+        g.instances = len(next(iter(columns.values())))
         outputs = service.predict(task, columns)
         as_lists = {name: np.asarray(value).tolist() for name, value in outputs.items()}
         if "inputs" in body:

@@ -23,9 +23,12 @@ class NotFound(ApiError):
     code = "not_found"
 
 
-class Unavailable(ApiError):
-    status = 503
-    code = "unavailable"
+class ModelNotLoaded(ApiError):
+    """A known task without a loaded model: 404, as TF Serving answers for a model it does not serve
+    (a 5xx would tell clients and load balancers the service is broken, which it is not)."""
+
+    status = 404
+    code = "model_not_loaded"
 
 
 class Overloaded(ApiError):

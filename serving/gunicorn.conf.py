@@ -16,7 +16,9 @@ timeout = int(os.environ.get("GLUE_TF_TIMEOUT", "120"))
 graceful_timeout = int(os.environ.get("GLUE_TF_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(os.environ.get("GLUE_TF_KEEPALIVE", "5"))
 preload_app = False
-accesslog = os.environ.get("GLUE_TF_ACCESS_LOG", "-") or None  # empty: no access log
+# The service writes one JSON line per request itself (GLUE_TF_REQUEST_LOG); gunicorn's
+# plain-text access log is off unless asked for.
+accesslog = os.environ.get("GLUE_TF_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("GLUE_TF_LOG_LEVEL", "info")
 limit_request_line = 8190

@@ -114,8 +114,8 @@ def openapi(settings) -> dict:
     error = {"$ref": "#/components/schemas/Error"}
     err_responses = {
         str(code): {"description": text, "content": {"application/json": {"schema": error}}}
-        for code, text in [(400, "invalid request"), (404, "unknown task or job"), (413, "over a limit"),
-                           (415, "not JSON"), (429, "queue full"), (503, "no model loaded for the task")]
+        for code, text in [(400, "invalid request"), (404, "unknown task or job, or no model loaded for the task"),
+                           (413, "over a limit"), (415, "not JSON"), (429, "queue full")]
     }
     task_param = {"name": "task", "in": "path", "required": True, "schema": {"type": "string", "enum": task_names}}
     instance = {"oneOf": [_instance_schema(t) for t in TASKS.values()] + [{"type": "string"}]}

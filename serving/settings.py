@@ -41,6 +41,7 @@ class Settings:
     reload_interval: float = 5.0
     job_stale_seconds: float = 30.0
     api_token: str | None = None
+    request_log: bool = True
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -62,6 +63,7 @@ class Settings:
             reload_interval=_float("GLUE_TF_RELOAD_INTERVAL", 5.0),
             job_stale_seconds=_float("GLUE_TF_JOB_STALE_SECONDS", 30.0),
             api_token=os.environ.get("GLUE_TF_API_TOKEN") or None,
+            request_log=_bool("GLUE_TF_REQUEST_LOG", True),
         )
         values.update(overrides)
         return cls(**values)

@@ -40,6 +40,18 @@ def tfds_data_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_glue_dir(glue_dir, tmp_path_factory) -> Path:
+    """The first rows of the real RTE and WNLI files (40 train, 24 dev, 16 test), for runs of seconds."""
+    root = tmp_path_factory.mktemp("small_glue")
+    for task in ("RTE", "WNLI"):
+        (root / task).mkdir()
+        for name, rows in (("train.tsv", 40), ("dev.tsv", 24), ("test.tsv", 16)):
+            lines = (glue_dir / task / name).read_text(encoding="utf-8").splitlines(keepends=True)
+            (root / task / name).write_text("".join(lines[: rows + 1]), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
 def tiny_preset(tmp_path_factory, glue_dir) -> Path:
     """A 2-layer, 32-wide BERT saved as a local Keras preset, vocabulary from real GLUE text."""
     from glue_tf.data.sources import TsvSource

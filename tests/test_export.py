@@ -87,3 +87,18 @@ def test_long_inputs_are_truncated_to_max_length(tiny_preset, tmp_path):
     path = export.export(model_lib.build(backbone, task), preprocessor, task, tmp_path, metadata={})
     probe = _probe(path, {"sentence": ["word " * 500, "", "short one"]})
     assert len(probe["outputs"]["label_id"]) == 3
+
+
+def test_exports_need_tensorflow_text_ops_beyond_core_tensorflow(trained_exports):
+    """The evidence behind the README's TF Serving note: which ops, and what stock TensorFlow says."""
+    version = export.latest(trained_exports, "mrpc")
+    root = Path(__file__).resolve().parents[1]
+    listed = subprocess.run([sys.executable, str(root / "scripts" / "export_ops.py"), str(version)],
+                            capture_output=True, text=True, check=True)
+    ops = json.loads(listed.stdout)["not_in_core_tensorflow"]
+    assert {"CaseFoldUTF8", "FastWordpieceTokenizeWithOffsets", "RegexSplitWithOffsets"} <= set(ops)
+    assert all("Wordpiece" in op or "UTF8" in op or "Regex" in op or op.startswith("TFText>") for op in ops)
+
+    bare = "import tensorflow as tf; tf.saved_model.load(%r)" % str(version)
+    failed = subprocess.run([sys.executable, "-c", bare], capture_output=True, text=True)
+    assert failed.returncode != 0 and "Op type not registered" in failed.stderr

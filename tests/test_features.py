@@ -76,3 +76,18 @@ def test_encode_tokenizes_pairs_without_padding(tiny_preset, glue_dir):
     assert first[0] == cls_id and first[-1] == sep_id and (first == sep_id).sum() == 2
     segments = encoded.segment_ids[: encoded.lengths[0]]
     assert segments[0] == 0 and segments[-1] == 1
+
+
+def test_xla_width_buckets_round_up_and_the_dataset_pads_to_them():
+    from glue_tf.features import EncodedSplit, batches_dataset, bucket_width, padding_efficiency
+
+    assert [bucket_width(n, 8, 128) for n in (1, 8, 9, 127, 128)] == [8, 8, 16, 128, 128]
+    assert bucket_width(130, 8, 128) == 130  # never below the longest example
+    lengths = np.array([3, 5, 9, 12], np.int32)
+    encoded = EncodedSplit(np.arange(lengths.sum(), dtype=np.int32), np.zeros(lengths.sum(), np.int32), lengths,
+                           np.zeros(4, np.int64), np.arange(4))
+    plan = [np.array([0, 1]), np.array([2, 3])]
+    widths = [f["token_ids"].shape[1] for f, _ in batches_dataset(encoded, plan, width_multiple=8, max_width=128)]
+    assert widths == [8, 16]
+    assert padding_efficiency(lengths, plan, width_multiple=8) == pytest.approx(29 / (2 * 8 + 2 * 16))
+    assert padding_efficiency(lengths, plan) == pytest.approx(29 / (2 * 5 + 2 * 12))

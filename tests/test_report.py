@@ -7,10 +7,11 @@ from glue_tf import report, submission
 from glue_tf.tasks import GLUE_TASKS, TASKS
 
 
-def _result(name, value):
+def _result(name, value, majority=0.5):
     task = TASKS[name]
-    return {"dev": {key: value for key, _, _ in task.score_components}, "best_epoch": 2, "wall_seconds": 10.0,
-            "train_examples_per_second": 100.0, "padding_efficiency": 0.95, "precision": {"policy": "float32"}}
+    return {"dev": {key: value for key, _, _ in task.score_components}, "dev_score": value, "best_epoch": 2,
+            "wall_seconds": 10.0, "train_examples_per_second": 100.0, "padding_efficiency": 0.95,
+            "precision": {"policy": "float32"}, "majority_score": majority}
 
 
 def test_partial_report_names_missing_tasks_and_no_glue_score(tmp_path):
@@ -22,9 +23,34 @@ def test_partial_report_names_missing_tasks_and_no_glue_score(tmp_path):
     markdown = (tmp_path / "report.md").read_text()
     assert "mean over 2 of 9 tasks 65.0 (not a GLUE score" in markdown
     assert "GLUE score 65" not in markdown
-    assert "| MRPC | F1 80.0 / acc 80.0 | 80.0 | 83.6 | 2 | 10 | 100.0 | 95.0% |" in markdown
+    assert "| MRPC | F1 80.0 / acc 80.0 | 80.0 | 50.0 | 83.6 | 2 | 10 | 100.0 | 95.0% |" in markdown
     assert "- **QQP**: no data" in markdown
     assert (tmp_path / "report.png").is_file()
+
+
+def test_seeds_report_their_mean_and_a_model_below_the_majority_class_is_flagged(tmp_path):
+    seeded = _result("rte", 0.60)  # best seed
+    seeded.update(dev_mean={"accuracy": 0.55}, dev_score_mean=0.55, dev_score_std=0.04, best_seed=43,
+                  seeds=[{"seed": 42}, {"seed": 43}, {"seed": 44}])
+    results = {"rte": seeded, "wnli": _result("wnli", 0.493, majority=0.563)}
+    written = report.write(tmp_path, results, {})
+    assert written["tasks"]["rte"]["score"] == pytest.approx(55.0)  # the mean, not the best seed
+    assert written["tasks"]["wnli"]["below_majority"] and not written["tasks"]["rte"]["below_majority"]
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| RTE | acc 55.0 | 55.0 ± 4.0 | 50.0 |" in markdown
+    assert "RTE: mean ± std over 3 seeds; the export is seed 43" in markdown
+    assert "| WNLI | acc 49.3 | 49.3 | 56.3 ⚠ |" in markdown
+    assert "WNLI: below the majority-class score" in markdown
+
+
+def test_majority_baseline_predicts_the_training_majority():
+    from glue_tf.metrics import majority_baseline
+
+    wnli = majority_baseline("wnli", [0, 0, 0, 1], {"validation": np.array([0] * 40 + [1] * 31)})
+    assert wnli == {"accuracy": pytest.approx(40 / 71)}
+    mrpc = majority_baseline("mrpc", [1, 1, 0], {"validation": np.array([1, 1, 1, 0])})
+    assert mrpc == {"f1": pytest.approx(6 / 7), "accuracy": pytest.approx(0.75)}
+    assert majority_baseline("stsb", [1.0, 3.0], {"validation": np.array([0.0, 5.0])}) == {"pearson": 0.0, "spearman": 0.0}
 
 
 def test_full_report_gives_the_glue_score():

@@ -113,7 +113,7 @@ BAD_REQUESTS = [
     ("POST", "/predict/cola", {"instances": ["a" * 2001]}, None, 413, "text_too_long"),
     ("POST", "/predict/cola", {"rows": ["a"]}, None, 400, "bad_request"),
     ("POST", "/predict/cola", ["a"], None, 400, "bad_request"),
-    ("POST", "/predict/qqp", {"instances": [{"question1": "a", "question2": "b"}]}, None, 503, "unavailable"),
+    ("POST", "/predict/qqp", {"instances": [{"question1": "a", "question2": "b"}]}, None, 404, "model_not_loaded"),
     ("POST", "/score/rte", {"instances": [{"sentence1": "a", "sentence2": "b"}], "labels": ["maybe"]}, None, 400, "bad_request"),
     ("POST", "/score/rte", {"instances": [{"sentence1": "a", "sentence2": "b"}], "labels": [0, 1]}, None, 400, "bad_request"),
     ("POST", "/score/stsb", {"instances": [{"sentence1": "a", "sentence2": "b"}], "labels": ["high"]}, None, 400, "bad_request"),
@@ -232,7 +232,7 @@ def test_starts_without_models_and_says_so(tmp_path):
         status, _, body = request(srv.base, "GET", "/readyz")
         assert status == 503 and body["ready"] is False and "no complete model export" in body["reason"]
         status, _, body = request(srv.base, "POST", "/predict/cola", {"instances": ["x"]})
-        assert status == 503
+        assert status == 404 and body["error"]["code"] == "model_not_loaded"
     finally:
         srv.stop()
 

@@ -1,0 +1,87 @@
+"""Wall clock to fine-tune and score several GLUE tasks, glue-tf against Hugging Face's trainer.
+
+    python bench/end_to_end.py --glue-dir ../shared/glue_data --tasks cola,sst2,mrpc,stsb,rte,wnli
+
+glue-tf runs as users run it (``glue-tf train-all``: tokenize, train, evaluate
+every epoch, export, predict the test split); Hugging Face's ``Trainer`` runs
+``run_glue.py``'s recipe per task (dynamic padding, dev evaluation at the end), each
+task in a fresh process. Same checkpoint, epochs, batch size and learning rates
+(glue-tf's per-task defaults). A full run of the six tasks takes hours on 2 cores;
+``--max-train-examples`` makes a short one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(HERE), str(ROOT)]
+
+from speed import machine, run_contender  # noqa: E402
+
+
+def run_glue_tf(args, tasks: list[str], out: Path) -> dict:
+    command = [
+        str(Path(sys.executable).with_name("glue-tf")), "train-all", "--glue-dir", args.glue_dir, "--backbone",
+        args.backbone, "--epochs", str(args.epochs), "--tasks", ",".join(tasks), "--out", str(out),
+    ]
+    if args.max_train_examples:
+        command += ["--max-train-examples", str(args.max_train_examples)]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - started
+    if done.returncode:
+        return {"error": done.stderr.strip().splitlines()[-3:]}
+    report = json.loads((out / "report.json").read_text())
+    rows = {row["task"]: row for row in report["tasks"]}
+    return {"wall_seconds": round(wall, 1), "tasks": {t: rows[t].get("dev_score") for t in tasks if t in rows}}
+
+
+def main(argv=None) -> int:
+    from glue_tf.config import TASK_LEARNING_RATES
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--glue-dir", default="../shared/glue_data")
+    parser.add_argument("--backbone", default=str(ROOT / "models/pretrained/minilm-l6-h384-uncased"))
+    parser.add_argument("--tasks", default="cola,sst2,mrpc,stsb,rte,wnli")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--max-train-examples", type=int, default=None)
+    parser.add_argument("--json-out", default=None)
+    args = parser.parse_args(argv)
+    tasks = args.tasks.split(",")
+
+    print(json.dumps({"kind": "context", "machine": machine(), "tasks": tasks, "epochs": args.epochs}), flush=True)
+    with tempfile.TemporaryDirectory() as out:
+        ours = {"contender": "glue-tf", **run_glue_tf(args, tasks, Path(out))}
+    print(json.dumps(ours), flush=True)
+    theirs = {"contender": "hf-trainer", "wall_seconds": 0.0, "tasks": {}}
+    for task in tasks:
+        params = {"glue_dir": args.glue_dir, "task_name": task, "backbone": args.backbone, "epochs": args.epochs,
+                  "learning_rate": TASK_LEARNING_RATES[task], "max_length": args.max_length,
+                  "max_train_examples": args.max_train_examples}
+        started = time.perf_counter()
+        figures = run_contender("finetune", "hf", params, timeout=6 * 3600)
+        theirs["wall_seconds"] += round(time.perf_counter() - started, 1)
+        theirs["tasks"][task] = figures.get("dev_score", figures.get("error"))
+    print(json.dumps(theirs), flush=True)
+    if args.json_out:
+        with open(args.json_out, "a", encoding="utf-8") as sink:
+            for record in (ours, theirs):
+                sink.write(json.dumps({"kind": "end_to_end", **record, "epochs": args.epochs,
+                                       "max_train_examples": args.max_train_examples}) + "\n")
+    if "wall_seconds" in ours and theirs["wall_seconds"]:
+        print(f"\nwall: glue-tf {ours['wall_seconds']:.0f} s, Hugging Face {theirs['wall_seconds']:.0f} s "
+              f"({theirs['wall_seconds'] / ours['wall_seconds']:.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

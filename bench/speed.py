@@ -1,0 +1,144 @@
+"""Fine-tuning and inference speed of glue-tf beside KerasHub's recipe and Hugging Face.
+
+    python bench/speed.py train --glue-dir ../shared/glue_data --tasks cola,mrpc,rte
+    python bench/speed.py infer --glue-dir ../shared/glue_data --tasks cola,mrpc,rte
+
+Each contender (see ``bench/contenders.py``) runs in a subprocess of its own,
+one after the other, on the same data, checkpoint, batch size, maximum length,
+learning rate and step count. One JSON line per measurement goes to stdout
+(and to ``--json-out``), then a table of ratios to Hugging Face with dynamic
+padding, the stronger of its two modes. Needs the ``[bench]`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BASELINE = "hf-dynamic"
+MARK = "BENCH-RESULT "
+
+
+def _child(kind: str, contender: str, params: dict) -> None:
+    sys.path[:0] = [str(HERE), str(ROOT)]
+    import contenders
+
+    table = {"train": {**contenders.TRAINING, **contenders.OPTIONAL_TRAINING}, "infer": contenders.INFERENCE,
+             "finetune": contenders.FINETUNE}[kind]
+    function, extra = table[contender]
+    print(MARK + json.dumps(function(**params, **extra)), flush=True)
+
+
+def run_contender(kind: str, contender: str, params: dict, timeout: float) -> dict:
+    """Runs one measurement in a fresh interpreter; returns its figures or the error."""
+    command = [sys.executable, __file__, "--child", kind, contender, json.dumps(params)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f}s"}
+    for line in done.stdout.splitlines():
+        if line.startswith(MARK):
+            return json.loads(line[len(MARK):])
+    tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+    return {"error": f"exit {done.returncode}: " + " | ".join(tail)}
+
+
+def machine() -> dict:
+    import importlib.metadata as md
+
+    versions = {}
+    for package in ("tensorflow", "keras", "keras-hub", "torch", "transformers"):
+        try:
+            versions[package] = md.version(package)
+        except md.PackageNotFoundError:
+            versions[package] = None
+    flags = ""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        pass
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags]
+    return {"cpus": os.cpu_count(), "machine": platform.machine(), "isa": isa, "versions": versions,
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def ratio_table(records: list[dict]) -> str:
+    lines = ["| kind | task | contender | examples/s | real tokens/s | padding efficiency | vs. hf-dynamic |",
+             "|---|---|---|---|---|---|---|"]
+    base = {(r["kind"], r["task"]): r for r in records if r["contender"] == BASELINE and "error" not in r}
+    for r in records:
+        if "error" in r:
+            lines.append(f"| {r['kind']} | {r['task']} | {r['contender']} | error: {r['error'][:80]} | | | |")
+            continue
+        ref = base.get((r["kind"], r["task"]))
+        ratio = f"{r['examples_per_second'] / ref['examples_per_second']:.2f}x" if ref else "–"
+        lines.append(
+            f"| {r['kind']} | {r['task']} | {r['contender']} | {r['examples_per_second']:.1f} | "
+            f"{r['real_tokens_per_second']:.0f} | {100 * r['padding_efficiency']:.1f}% | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--child":
+        _child(argv[1], argv[2], json.loads(argv[3]))
+        return 0
+    sys.path.insert(0, str(HERE))
+    import contenders
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("kind", choices=["train", "infer"])
+    parser.add_argument("--glue-dir", default=os.environ.get("GLUE_DIR", "../shared/glue_data"))
+    parser.add_argument("--backbone", default=str(ROOT / "models/pretrained/minilm-l6-h384-uncased"))
+    parser.add_argument("--tasks", default="cola,mrpc,rte")
+    parser.add_argument("--contenders", default=None, help="comma list; default: all of the kind")
+    parser.add_argument("--steps", type=int, default=15, help="timed optimizer steps (train)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (train)")
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per contender")
+    parser.add_argument("--json-out", default=None, help="append the JSON lines to this file")
+    args = parser.parse_args(argv)
+
+    table = contenders.TRAINING if args.kind == "train" else contenders.INFERENCE
+    names = args.contenders.split(",") if args.contenders else list(table)
+    known = {**table, **(contenders.OPTIONAL_TRAINING if args.kind == "train" else {})}
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        parser.error(f"unknown contenders {unknown}; known: {', '.join(known)}")
+    context = {"machine": machine(), "backbone": args.backbone, "batch_size": contenders.BATCH_SIZE
+               if args.kind == "train" else contenders.INFERENCE_BATCH, "max_length": args.max_length}
+    print(json.dumps({"kind": "context", **context}), flush=True)
+    records = []
+    for task in args.tasks.split(","):
+        for name in names:
+            params = {"glue_dir": args.glue_dir, "task_name": task, "backbone": args.backbone, "max_length": args.max_length}
+            if args.kind == "train":
+                params.update(steps=args.steps, warmup=args.warmup, learning_rate=args.learning_rate)
+            started = time.perf_counter()
+            figures = run_contender(args.kind, name, params, args.timeout)
+            record = {"kind": args.kind, "task": task, "contender": name, **figures,
+                      "process_seconds": round(time.perf_counter() - started, 1)}
+            if args.kind == "train":
+                record.update(steps=args.steps, warmup=args.warmup)
+            records.append(record)
+            print(json.dumps(record), flush=True)
+            if args.json_out:
+                with open(args.json_out, "a", encoding="utf-8") as sink:
+                    sink.write(json.dumps({**record, "machine": context["machine"]}) + "\n")
+    print()
+    print(ratio_table(records))
+    return 1 if any("error" in r for r in records) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

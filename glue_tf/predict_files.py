@@ -1,0 +1,221 @@
+"""``glue-tf predict`` and ``glue-tf evaluate``: an export applied to a user's file or a GLUE split.
+
+Input files are TSV (a header row naming the task's text fields, e.g.
+``sentence1<TAB>sentence2``; other columns are ignored) or JSON Lines (one object
+per line with those keys). Rows stream through in chunks: each chunk is sorted by
+length so batches pad little, predicted, and written back in input order. The
+output goes to a temporary file renamed into place at the end, so a bad row
+(named with its line number) or a kill never leaves half an output behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from glue_tf import export
+from glue_tf.data.errors import DataError
+from glue_tf.tasks import Task, get_task
+
+CHUNK_ROWS = 1024
+
+
+def resolve_export(model: str | os.PathLike, task_name: str | None = None) -> Path:
+    """A version folder from a version folder, a ``models/<task>`` folder or a run's ``--out`` folder."""
+    path = Path(model)
+    if (path / "saved_model.pb").is_file():
+        return path
+    if export.versions(path):
+        return path / str(export.versions(path)[-1])
+    if task_name and export.latest(path, task_name):
+        return export.latest(path, task_name)
+    hint = f" or a run folder with models/{task_name}/" if task_name else " (or give --task with a run folder)"
+    raise FileNotFoundError(f"--model {path}: no export there; expected a SavedModel version folder, models/<task>/{hint}")
+
+
+def _format(path: Path, explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    return "jsonl" if path.suffix.lower() in (".jsonl", ".json", ".ndjson") else "tsv"
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of each line, decoded one line at a time so errors name the right line."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(path, number, f"not valid UTF-8 ({error.reason})") from None
+            if number == 1:
+                text = text.removeprefix("\ufeff")
+            yield number, text.rstrip("\r\n")
+
+
+def read_rows(path: Path, task: Task, fmt: str | None = None) -> Iterator[tuple[int, dict]]:
+    """``(line number, {field: text})`` for every row of a TSV or JSONL file, checked as it goes."""
+    lines = _lines(path)
+    if _format(path, fmt) == "jsonl":
+        for number, line in lines:
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataError(path, number, f"not valid JSON ({error.msg})") from None
+            yield number, _fields(row, task, path, number)
+        return
+    first = next(lines, None)
+    if first is None:
+        raise DataError(path, 1, "empty file; the first row must name the fields " + ", ".join(task.text_features))
+    header = first[1].split("\t")
+    missing = [f for f in task.text_features if f not in header]
+    if missing:
+        raise DataError(path, 1, f"the header lacks {', '.join(missing)} (the {task.name} fields are "
+                        f"{', '.join(task.text_features)}; TSV without quoting)")
+    columns = {f: header.index(f) for f in task.text_features}
+    for number, line in lines:
+        row = line.split("\t")
+        absent = [f for f, i in columns.items() if i >= len(row)]
+        if absent:
+            raise DataError(path, number, f"missing field {', '.join(absent)} ({len(row)} of {len(header)} columns)")
+        yield number, {f: row[i] for f, i in columns.items()}
+
+
+def _fields(row, task: Task, path: Path, number: int) -> dict:
+    if not isinstance(row, dict):
+        raise DataError(path, number, f"expected a JSON object, got {type(row).__name__}")
+    missing = [f for f in task.text_features if f not in row]
+    if missing:
+        raise DataError(path, number, f"missing field {', '.join(missing)}")
+    wrong = [f for f in task.text_features if not isinstance(row[f], str)]
+    if wrong:
+        raise DataError(path, number, f"field {', '.join(wrong)} is not a string")
+    return {f: row[f] for f in task.text_features}
+
+
+class Progress:
+    """A one-line progress counter on stderr (redrawn on a terminal, every 10k rows otherwise)."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.started = time.perf_counter()
+        self.done = 0
+
+    def update(self, rows: int) -> None:
+        before, self.done = self.done, self.done + rows
+        if self.tty or before // 10000 != self.done // 10000:
+            rate = self.done / max(time.perf_counter() - self.started, 1e-9)
+            line = f"predicted {self.done} rows ({rate:.0f} rows/s)"
+            self.stream.write("\r" + line if self.tty else line + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+def _predict_chunk(signature, task: Task, rows: list[dict], batch_size: int) -> dict[str, np.ndarray]:
+    import tensorflow as tf
+
+    order = np.argsort([sum(len(r[f]) for f in task.text_features) for r in rows], kind="stable")
+    outputs: dict[str, np.ndarray] = {}
+    for start in range(0, len(order), batch_size):
+        picked = order[start : start + batch_size]
+        result = signature(**{f: tf.constant([rows[i][f] for i in picked]) for f in task.text_features})
+        for key, value in result.items():
+            value = value.numpy()
+            if key not in outputs:
+                outputs[key] = np.zeros((len(rows), *value.shape[1:]), value.dtype)
+            outputs[key][picked] = value
+    return outputs
+
+
+def _output_records(task: Task, lines: list[int], outputs: dict) -> Iterator[dict]:
+    for k, line in enumerate(lines):
+        if task.is_regression:
+            yield {"line": line, "score": float(outputs["score"][k])}
+            continue
+        label_id = int(outputs["label_id"][k])
+        probabilities = [float(p) for p in outputs["probabilities"][k]]
+        yield {"line": line, "label": task.label_names[label_id], "label_id": label_id, "probabilities": probabilities}
+
+
+def _writer(handle, task: Task, fmt: str):
+    if fmt == "jsonl":
+        return lambda record: handle.write(json.dumps(record) + "\n")
+    columns = ["line", "score"] if task.is_regression else ["line", "label", "label_id", *(f"p_{n}" for n in task.label_names)]
+    handle.write("\t".join(columns) + "\n")
+
+    def write(record):
+        values = [record["line"], record["score"]] if task.is_regression else [
+            record["line"], record["label"], record["label_id"], *record["probabilities"]]
+        handle.write("\t".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in values) + "\n")
+
+    return write
+
+
+def predict_file(model, input_path, output_path, batch_size: int = 64, input_format=None, output_format=None,
+                 progress: Progress | None = None) -> dict:
+    """Predicts every row of ``input_path`` with the export at ``model``; returns a summary."""
+    version = resolve_export(model)
+    signature, metadata = export.load(version)
+    task = get_task(metadata["task"])
+    input_path, output_path = Path(input_path), Path(output_path)
+    out_format = _format(output_path, output_format)
+    progress = progress or Progress()
+    tmp = output_path.with_name(f".{output_path.name}.tmp-{os.getpid()}")
+    count = 0
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            write = _writer(handle, task, out_format)
+            rows = read_rows(input_path, task, input_format)
+            while True:
+                chunk = [row for _, row in zip(range(CHUNK_ROWS), rows)]
+                if not chunk:
+                    break
+                outputs = _predict_chunk(signature, task, [r for _, r in chunk], batch_size)
+                for record in _output_records(task, [n for n, _ in chunk], outputs):
+                    write(record)
+                count += len(chunk)
+                progress.update(len(chunk))
+        os.replace(tmp, output_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        progress.close()
+    return {"task": task.name, "export": str(version), "rows": count, "output": str(output_path)}
+
+
+def evaluate_export(model, task_name: str | None, source, split: str | None, batch_size: int = 64) -> dict:
+    """Official metrics of an export on a labelled split of any data source."""
+    from glue_tf.inference import ExportPredictor
+    from glue_tf.metrics import compute_metrics, task_score
+
+    version = resolve_export(model, task_name)
+    predictor = ExportPredictor(version, batch_size)
+    task = get_task(task_name or predictor.metadata["task"])
+    exported_for = predictor.metadata["task"]
+    if exported_for != task.predicted_by:
+        raise KeyError(f"the export at {version} is a {exported_for} model; {task.name} needs a {task.predicted_by} model")
+    split = split or task.dev_splits[0]
+    examples = source.examples(task, split)
+    labels = np.array([e["label"] for e in examples])
+    if len(labels) and (np.all(labels == -1)):
+        raise KeyError(f"{task.name} {split} has no labels (a test split); evaluate a dev split")
+    started = time.perf_counter()
+    predictions = predictor.outputs(task, examples)
+    seconds = time.perf_counter() - started
+    scores = compute_metrics(task, labels, predictions)
+    result = {"task": task.name, "split": split, "export": str(version), "examples": len(examples), "metrics": scores,
+              "examples_per_second": round(len(examples) / seconds, 1) if seconds else None}
+    components = [(key, metric) for key, s, metric in task.score_components if s == split]
+    if len(components) == len(task.score_components):
+        result["score"] = task_score(task, {key: scores[metric] for key, metric in components})
+    return result
