@@ -16,15 +16,25 @@ class ExportPredictor:
         self.path = path
         self.batch_size = batch_size
 
-    def outputs(self, task: Task, examples: list[dict]) -> np.ndarray:
-        """Label ids (or clipped STS-B scores) for ``examples``, in their order."""
+    def raw_outputs(self, task: Task, examples: list[dict]) -> dict[str, np.ndarray]:
+        """Every output of the signature (probabilities, label_id, ... or score), in ``examples`` order."""
         import tensorflow as tf
 
         order = np.argsort([sum(len(e[f]) for f in task.text_features) for e in examples], kind="stable")
-        results = np.zeros(len(examples), dtype=np.float32 if task.is_regression else np.int64)
+        outputs: dict[str, np.ndarray] = {}
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
-            inputs = {f: tf.constant([examples[r][f] for r in rows]) for f in task.text_features}
-            out = self.signature(**inputs)
-            results[rows] = (out["score"] if task.is_regression else out["label_id"]).numpy()
-        return results
+            result = self.signature(**{f: tf.constant([examples[r][f] for r in rows]) for f in task.text_features})
+            for key, value in result.items():
+                value = value.numpy()
+                if key not in outputs:
+                    outputs[key] = np.zeros((len(examples), *value.shape[1:]), value.dtype)
+                outputs[key][rows] = value
+        return outputs
+
+    def outputs(self, task: Task, examples: list[dict]) -> np.ndarray:
+        """Label ids (or clipped STS-B scores) for ``examples``, in their order."""
+        if not examples:
+            return np.zeros(0, dtype=np.float32 if task.is_regression else np.int64)
+        raw = self.raw_outputs(task, examples)
+        return raw["score"] if task.is_regression else raw["label_id"].astype(np.int64)

@@ -122,22 +122,6 @@ class Progress:
             self.stream.write("\n")
 
 
-def _predict_chunk(signature, task: Task, rows: list[dict], batch_size: int) -> dict[str, np.ndarray]:
-    import tensorflow as tf
-
-    order = np.argsort([sum(len(r[f]) for f in task.text_features) for r in rows], kind="stable")
-    outputs: dict[str, np.ndarray] = {}
-    for start in range(0, len(order), batch_size):
-        picked = order[start : start + batch_size]
-        result = signature(**{f: tf.constant([rows[i][f] for i in picked]) for f in task.text_features})
-        for key, value in result.items():
-            value = value.numpy()
-            if key not in outputs:
-                outputs[key] = np.zeros((len(rows), *value.shape[1:]), value.dtype)
-            outputs[key][picked] = value
-    return outputs
-
-
 def _output_records(task: Task, lines: list[int], outputs: dict) -> Iterator[dict]:
     for k, line in enumerate(lines):
         if task.is_regression:
@@ -165,9 +149,11 @@ def _writer(handle, task: Task, fmt: str):
 def predict_file(model, input_path, output_path, batch_size: int = 64, input_format=None, output_format=None,
                  progress: Progress | None = None) -> dict:
     """Predicts every row of ``input_path`` with the export at ``model``; returns a summary."""
+    from glue_tf.inference import ExportPredictor
+
     version = resolve_export(model)
-    signature, metadata = export.load(version)
-    task = get_task(metadata["task"])
+    predictor = ExportPredictor(version, batch_size)
+    task = get_task(predictor.metadata["task"])
     input_path, output_path = Path(input_path), Path(output_path)
     out_format = _format(output_path, output_format)
     progress = progress or Progress()
@@ -181,7 +167,7 @@ def predict_file(model, input_path, output_path, batch_size: int = 64, input_for
                 chunk = [row for _, row in zip(range(CHUNK_ROWS), rows)]
                 if not chunk:
                     break
-                outputs = _predict_chunk(signature, task, [r for _, r in chunk], batch_size)
+                outputs = predictor.raw_outputs(task, [r for _, r in chunk])
                 for record in _output_records(task, [n for n, _ in chunk], outputs):
                     write(record)
                 count += len(chunk)
