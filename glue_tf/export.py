@@ -9,22 +9,28 @@ request, so loading needs TensorFlow and tensorflow-text, not KerasHub.
 
 A version is written to a hidden temporary folder and renamed into place when
 complete: a reader never sees half a model, and a crash leaves only a
-``.tmp-*`` folder that readers ignore and the next export removes.
+``.tmp-*`` folder that readers ignore and the next export removes. The metadata
+records the SHA-256 of the weights, so a run resumed after its export was
+committed does not write the same weights again as a new version.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from glue_tf.evaluation import STSB_RANGE
 from glue_tf.storage import writing
 from glue_tf.tasks import Task
 
 METADATA_FILE = "metadata.json"
+WEIGHTS_DIGEST = "weights_sha256"
 _VERSION = re.compile(r"^\d+$")
 
 
@@ -84,8 +90,33 @@ def build_serving_module(model, preprocessor, task: Task):
     return GlueServing()
 
 
-def export(model, preprocessor, task: Task, out_dir, metadata: dict) -> Path:
-    """Writes the next version of ``task``'s SavedModel and returns its folder."""
+def weights_digest(model) -> str:
+    """SHA-256 over the model's weight values: names exactly which weights an export serves."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()
+
+
+def latest_holding(out_dir, task_name: str, digest: str) -> Path | None:
+    """The latest version if it serves exactly these weights, else None.
+
+    A run killed after its export was renamed into place but before it finished
+    resumes with the weights it had exported: it must not write them again as a
+    second version.
+    """
+    path = latest(out_dir, task_name)
+    if path is None:
+        return None
+    metadata = json.loads((path / METADATA_FILE).read_text(encoding="utf-8"))
+    return path if metadata.get(WEIGHTS_DIGEST) == digest else None
+
+
+def export(model, preprocessor, task: Task, out_dir, metadata: dict, digest: str | None = None) -> Path:
+    """Writes the next version of ``task``'s SavedModel and returns its folder.
+
+    ``digest``: the model's :func:`weights_digest` if the caller has it already.
+    """
     import tensorflow as tf
 
     root = task_dir(out_dir, task.name)
@@ -101,7 +132,8 @@ def export(model, preprocessor, task: Task, out_dir, metadata: dict) -> Path:
     with writing(f"the {task.name} export", final):
         try:
             tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
-            metadata = {**metadata, "task": task.name, "version": version}
+            metadata = {**metadata, "task": task.name, "version": version,
+                        WEIGHTS_DIGEST: digest or weights_digest(model)}
             (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True), encoding="utf-8")
             os.replace(tmp, final)
         finally:

@@ -29,11 +29,36 @@ from glue_tf.submission import write_predictions
 from glue_tf.tasks import Task
 
 
-def _limit(encoded: features.EncodedSplit, limit: int | None, seed: int) -> features.EncodedSplit:
-    if not limit or limit >= len(encoded):
-        return encoded
-    rows = np.sort(np.random.default_rng(seed).choice(len(encoded), size=limit, replace=False))
-    return encoded.subset(rows)
+def _sample_rows(count: int, limit: int | None, seed: int) -> np.ndarray | None:
+    """Sorted row numbers of a seeded random sample of ``limit`` out of ``count``; None: keep all."""
+    if not limit or limit >= count:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(count, size=limit, replace=False))
+
+
+def _encode_sample(source: Source, task: Task, split: str, preprocessor, limit: int | None, seed: int):
+    """Tokenizes ``split``, or only a seeded sample of ``limit`` rows of it (a quick run of QQP need
+    not tokenize 364k pairs); the sample is the same whether drawn before or after tokenizing."""
+    import tensorflow as tf
+
+    dataset = source.load(task, split)
+    count = int(dataset.cardinality())
+    rows = _sample_rows(count, limit, seed) if count >= 0 else None
+    if rows is not None:
+        keep = np.zeros(count, bool)
+        keep[rows] = True
+        keep = tf.constant(keep)
+        chunk = 4096  # masks whole chunks: a per-example filter costs seconds on SST-2's 67k rows
+
+        def select(number, examples):
+            start = number * chunk
+            mask = keep[start : start + tf.shape(examples["idx"], out_type=tf.int64)[0]]
+            return tf.nest.map_structure(lambda column: tf.boolean_mask(column, mask), examples)
+
+        dataset = dataset.batch(chunk).enumerate().map(select).unbatch()
+    encoded = features.encode(dataset, task, preprocessor)
+    rows = _sample_rows(len(encoded), limit, seed)  # a source of unknown length: sample after tokenizing
+    return encoded if rows is None else encoded.subset(rows)
 
 
 class EpochTracker(keras.callbacks.Callback):
@@ -252,15 +277,20 @@ def train_task(
     keras.mixed_precision.set_global_policy(policy)
     log(f"{task.name}: precision {policy} ({why}); {strategy_name}; backbone {cfg.backbone}")
 
+    seeds = [cfg.seed + k for k in range(cfg.seeds)]
+    # Each seed is set before its backbone and tokenizer are loaded, never after: seeding clears
+    # TensorFlow's eager kernel cache, which owns tensorflow-text's SentencePiece resource
+    # (tensorflow/text b/318839908), so a DeBERTa/ALBERT tokenizer loaded earlier stops working.
+    keras.utils.set_random_seed(seeds[0])
     with strategy.scope():
         loaded = backbones.load(cfg.backbone, cfg.max_seq_length)  # the first seed's backbone
     backbone, preprocessor = loaded
     if chief:  # an hour of training must not end on a full disk
         storage.check_free_space(storage.ensure_writable(out_dir), backbone.count_params())
     t0 = time.perf_counter()
-    train = _limit(features.encode(source.load(task, "train"), task, preprocessor), cfg.max_train_examples, cfg.seed)
+    train = _encode_sample(source, task, "train", preprocessor, cfg.max_train_examples, cfg.seed)
     dev = {
-        split: _limit(features.encode(source.load(task, split), task, preprocessor), cfg.max_eval_examples, cfg.seed)
+        split: _encode_sample(source, task, split, preprocessor, cfg.max_eval_examples, cfg.seed)
         for split in task.dev_splits
     }
     log(
@@ -268,11 +298,11 @@ def train_task(
         f"{time.perf_counter() - t0:.1f}s; mean length {train.lengths.mean():.1f} tokens (max {cfg.max_seq_length})"
     )
 
-    seeds = [cfg.seed + k for k in range(cfg.seeds)]
     records, best = [], None
     for seed in seeds:
         seed_cfg = dataclasses.replace(cfg, seed=seed)
-        keras.utils.set_random_seed(seed)
+        if loaded is None:  # the first seed was set before its backbone was loaded
+            keras.utils.set_random_seed(seed)
         seed_work = work if len(seeds) == 1 else work / f"seed-{seed}"
         board = str(out_dir / "tensorboard" / task.name) + ("" if len(seeds) == 1 else f"/seed-{seed}")
         record, model, backbone, preprocessor = _fit_seed(
@@ -330,9 +360,14 @@ def train_task(
         },
     }
     if chief:
-        version_dir = export.export(model, preprocessor, task, out_dir, metadata=_metadata(result))
+        digest = export.weights_digest(model)
+        version_dir = export.latest_holding(out_dir, task.name, digest)
+        if version_dir is not None:
+            log(f"{task.name}: {version_dir} already holds these weights; not exported again")
+        else:
+            version_dir = export.export(model, preprocessor, task, out_dir, metadata=_metadata(result), digest=digest)
+            log(f"{task.name}: exported {version_dir}" + (f" (seed {best_record['seed']})" if len(seeds) > 1 else ""))
         result["export"] = str(version_dir)
-        log(f"{task.name}: exported {version_dir}" + (f" (seed {best_record['seed']})" if len(seeds) > 1 else ""))
         predictor = Predictor(model, cfg.eval_batch_size)
         result["test_predictions"] = predict_test_splits(task, source, preprocessor, predictor, out_dir, log)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)

@@ -61,7 +61,7 @@ def test_export_reloads_without_keras_hub_and_matches_keras(tiny_preset, tmp_pat
         assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
         assert outputs["label_id"] == np.argmax(expected, axis=1).tolist()
     metadata = json.loads((path / "metadata.json").read_text())
-    assert metadata == {"note": "test", "task": task_name, "version": 1}
+    assert metadata == {"note": "test", "task": task_name, "version": 1, "weights_sha256": export.weights_digest(model)}
 
 
 def test_versions_increase_and_incomplete_exports_are_invisible(tiny_preset, tmp_path):
@@ -79,6 +79,13 @@ def test_versions_increase_and_incomplete_exports_are_invisible(tiny_preset, tmp
     assert export.versions(root) == [8]
     second = export.export(model, preprocessor, task, tmp_path, metadata={})
     assert export.latest(tmp_path, "cola") == second and export.versions(root) == [8, 9]
+
+    # A resumed run recognises the latest version as holding its weights, and only those.
+    digest = export.weights_digest(model)
+    assert export.latest_holding(tmp_path, "cola", digest) == second
+    model.weights[-1].assign(model.weights[-1] + 1.0)
+    assert export.weights_digest(model) != digest
+    assert export.latest_holding(tmp_path, "cola", export.weights_digest(model)) is None
 
 
 def test_long_inputs_are_truncated_to_max_length(tiny_preset, tmp_path):

@@ -44,6 +44,7 @@ def test_schemathesis_fuzzes_the_api_from_its_own_openapi(trained_exports, tmp_p
              "--suppress-health-check", "filter_too_much",
              "--request-timeout", "60"],
             capture_output=True, text=True, timeout=1500,
+            cwd=tmp_path,  # its .schemathesis/ cache stays out of the repository
         )
         assert result.returncode == 0, result.stdout[-5000:]
         assert set(server.worker_pids()) == workers  # no worker died

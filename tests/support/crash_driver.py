@@ -3,7 +3,8 @@
 POINT is where the process SIGKILLs itself, after the write has started and
 before it is committed (the window a power cut or OOM kill can hit):
 - ``checkpoint``: right after a checkpoint's weights file is written, before state.json names it;
-- ``export``: right after the SavedModel is written to its temporary folder, before the rename.
+- ``export``: right after the SavedModel is written to its temporary folder, before the rename;
+- ``exported``: right after the export is renamed into place, before the run records its result.
 The product code has no hooks for this; the driver wraps library functions.
 """
 
@@ -39,6 +40,16 @@ def main() -> int:
             _die()
 
         tf.saved_model.save = save_then_die
+    elif point == "exported":
+        from glue_tf import export
+
+        original_export = export.export
+
+        def export_then_die(*a, **kw):
+            original_export(*a, **kw)
+            _die()
+
+        export.export = export_then_die
     else:
         raise SystemExit(f"unknown crash point {point}")
     from glue_tf.cli import main as cli_main
