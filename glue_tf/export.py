@@ -98,6 +98,10 @@ def weights_digest(model) -> str:
     return digest.hexdigest()
 
 
+def read_metadata(version_dir) -> dict:
+    return json.loads((Path(version_dir) / METADATA_FILE).read_text(encoding="utf-8"))
+
+
 def latest_holding(out_dir, task_name: str, digest: str) -> Path | None:
     """The latest version if it serves exactly these weights, else None.
 
@@ -108,8 +112,7 @@ def latest_holding(out_dir, task_name: str, digest: str) -> Path | None:
     path = latest(out_dir, task_name)
     if path is None:
         return None
-    metadata = json.loads((path / METADATA_FILE).read_text(encoding="utf-8"))
-    return path if metadata.get(WEIGHTS_DIGEST) == digest else None
+    return path if read_metadata(path).get(WEIGHTS_DIGEST) == digest else None
 
 
 def export(model, preprocessor, task: Task, out_dir, metadata: dict, digest: str | None = None) -> Path:
@@ -146,8 +149,7 @@ def load(path):
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  registers the tokenizer ops the graph uses
 
-    path = Path(path)
-    metadata = json.loads((path / METADATA_FILE).read_text(encoding="utf-8"))
+    metadata = read_metadata(path)
     loaded = tf.saved_model.load(str(path))
     signature = loaded.signatures["serving_default"]
     signature._loaded = loaded  # keep the resources alive as long as the signature

@@ -102,7 +102,7 @@ def test_killed_at_random_moments_still_ends_with_a_complete_export(tiny_preset,
     out = tmp_path / "run"
     rng = random.Random(1234)
     kills = 0
-    for attempt in range(6):
+    for _ in range(6):
         process = subprocess.Popen([sys.executable, "-m", "glue_tf.cli", *_args(tiny_preset, glue_dir, out)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:

@@ -209,9 +209,12 @@ def test_version_switch_under_load_drops_nothing(server, tiny_preset):
     while time.monotonic() < deadline and 2 not in versions:
         time.sleep(0.2)
     # A corrupt version 3 is refused; version 2 keeps serving.
-    broken = server.model_dir / "models" / "cola" / "3"
+    # Built aside and renamed into place, as an export appears: a worker polling mid-copy would
+    # otherwise load a still-valid copy of version 2 as version 3.
+    broken = server.model_dir / "models" / "cola" / ".tmp-broken"
     shutil.copytree(server.model_dir / "models" / "cola" / "2", broken)
     (broken / "saved_model.pb").write_bytes(b"not a saved model")
+    broken.rename(broken.with_name("3"))
     time.sleep(3)
     stop.set()
     for thread in threads:
