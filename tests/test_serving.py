@@ -13,13 +13,15 @@ from support.server import Server, request
 
 pytestmark = pytest.mark.slow
 
+SERVER_WORKERS = 2
+
 
 @pytest.fixture(scope="module")
 def server(trained_exports, tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("served")
     shutil.copytree(trained_exports / "models", model_dir / "models")
     # Batches of 8 make the 6000-instance job below take long enough to kill its worker mid-run.
-    srv = Server(model_dir, tmp_path_factory.mktemp("state"), workers=2, GLUE_TF_MAX_INSTANCES=8, GLUE_TF_MAX_BATCH_SIZE=8,
+    srv = Server(model_dir, tmp_path_factory.mktemp("state"), workers=SERVER_WORKERS, GLUE_TF_MAX_INSTANCES=8, GLUE_TF_MAX_BATCH_SIZE=8,
                  GLUE_TF_MAX_TEXT_CHARS=2000, GLUE_TF_MAX_BODY_BYTES=2_000_000, GLUE_TF_JOB_STALE_SECONDS=3,
                  GLUE_TF_MAX_JOB_INSTANCES=20000)
     srv.model_dir = model_dir
@@ -215,17 +217,24 @@ def test_version_switch_under_load_drops_nothing(server, tiny_preset):
     shutil.copytree(server.model_dir / "models" / "cola" / "2", broken)
     (broken / "saved_model.pb").write_bytes(b"not a saved model")
     broken.rename(broken.with_name("3"))
-    time.sleep(3)
+    # Each worker switches on its own watcher; under load on 2 cores one can still be loading
+    # version 2 well after the other serves it, so wait for both workers' log lines, not a fixed time.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (
+            server.log().count("cola: serving version 2") >= SERVER_WORKERS
+            and server.log().count("cola: refused version 3") >= SERVER_WORKERS):
+        time.sleep(0.2)
+    time.sleep(1)
     stop.set()
     for thread in threads:
         thread.join()
     assert failures == []
     assert versions == {1, 2}
-    _, _, body = call(server, "POST", "/predict/cola", {"instances": ["x"]})
-    assert body["model_version"] == 2
-    _, _, tasks = call(server, "GET", "/v1/tasks")
-    assert "cola/3" in tasks["refused_versions"]
-    assert "refused version 3" in server.log()
+    for _ in range(4 * SERVER_WORKERS):
+        _, _, body = call(server, "POST", "/predict/cola", {"instances": ["x"]})
+        assert body["model_version"] == 2
+        _, _, tasks = call(server, "GET", "/v1/tasks")
+        assert "cola/3" in tasks["refused_versions"]
 
 
 def test_starts_without_models_and_says_so(tmp_path):
