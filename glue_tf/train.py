@@ -301,7 +301,7 @@ def train_task(
     records, best = [], None
     for seed in seeds:
         seed_cfg = dataclasses.replace(cfg, seed=seed)
-        if loaded is None:  # the first seed was set before its backbone was loaded
+        if seed != seeds[0]:  # the first seed was set before its backbone was loaded
             keras.utils.set_random_seed(seed)
         seed_work = work if len(seeds) == 1 else work / f"seed-{seed}"
         board = str(out_dir / "tensorboard" / task.name) + ("" if len(seeds) == 1 else f"/seed-{seed}")

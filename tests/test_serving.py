@@ -219,15 +219,18 @@ def test_version_switch_under_load_drops_nothing(server, tiny_preset):
     broken.rename(broken.with_name("3"))
     # Each worker switches on its own watcher; under load on 2 cores one can still be loading
     # version 2 well after the other serves it, so wait for both workers' log lines, not a fixed time.
+    def every_worker_switched():
+        log = server.log()
+        return (log.count("cola: serving version 2") >= SERVER_WORKERS
+                and log.count("cola: refused version 3") >= SERVER_WORKERS)
+
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (
-            server.log().count("cola: serving version 2") >= SERVER_WORKERS
-            and server.log().count("cola: refused version 3") >= SERVER_WORKERS):
+    while time.monotonic() < deadline and not every_worker_switched():
         time.sleep(0.2)
-    time.sleep(1)
     stop.set()
     for thread in threads:
         thread.join()
+    assert every_worker_switched(), server.log()[-3000:]
     assert failures == []
     assert versions == {1, 2}
     for _ in range(4 * SERVER_WORKERS):
