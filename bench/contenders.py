@@ -282,7 +282,7 @@ def finetune_hf(glue_dir, task_name, backbone, epochs, learning_rate, max_length
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    from glue_tf.metrics import compute_metrics, task_score
+    from glue_tf.metrics import compute_metrics, predictions_from_outputs, task_score
 
     started = time.perf_counter()
     task, train = _examples(glue_dir, task_name, "train")
@@ -306,7 +306,7 @@ def finetune_hf(glue_dir, task_name, backbone, epochs, learning_rate, max_length
         for split in task.dev_splits:
             dev = _examples(glue_dir, task_name, split)[1]
             logits = trainer.predict(rows(dev)).predictions
-            predictions = np.clip(logits[:, 0], 0, 5) if task.is_regression else logits.argmax(-1)
+            predictions = predictions_from_outputs(task, {"logits": logits})
             per_split[split] = compute_metrics(task, [e["label"] for e in dev], predictions)
     dev = {key: per_split[split][metric] for key, split, metric in task.score_components}
     return {"dev": dev, "dev_score": task_score(task, dev), "wall_seconds": round(time.perf_counter() - started, 1),

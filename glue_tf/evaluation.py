@@ -7,16 +7,6 @@ import numpy as np
 from glue_tf import features, metrics
 from glue_tf.tasks import Task
 
-STSB_RANGE = (0.0, 5.0)
-
-
-def outputs_to_predictions(task: Task, logits: np.ndarray) -> np.ndarray:
-    """Label ids, or STS-B scores clipped to [0, 5] as served and submitted."""
-    if task.is_regression:
-        return np.clip(logits[:, 0], *STSB_RANGE)
-    return np.argmax(logits, axis=-1)
-
-
 class Predictor:
     """Runs a model over encoded splits in length-sorted batches (one traced function, reused)."""
 
@@ -43,6 +33,6 @@ class Predictor:
         """Score components of ``task`` (``Task.score_components`` keys) on its dev splits."""
         per_split = {}
         for split, encoded in dev.items():
-            predictions = outputs_to_predictions(task, self.logits(encoded))
+            predictions = metrics.predictions_from_outputs(task, {"logits": self.logits(encoded)})
             per_split[split] = metrics.compute_metrics(task, encoded.labels, predictions)
         return {key: per_split[split][metric] for key, split, metric in task.score_components if split in per_split}

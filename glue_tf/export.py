@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from glue_tf.evaluation import STSB_RANGE
 from glue_tf.storage import writing
 from glue_tf.tasks import Task
 
@@ -80,7 +79,7 @@ def build_serving_module(model, preprocessor, task: Task):
             logits = tf.cast(self.model(inputs, training=False), tf.float32)
             if task.is_regression:
                 raw = logits[:, 0]
-                return {"score": tf.clip_by_value(raw, *STSB_RANGE), "raw_score": raw}
+                return {"score": tf.clip_by_value(raw, *task.score_range), "raw_score": raw}
             return {
                 "probabilities": tf.nn.softmax(logits, axis=-1),
                 "label_id": tf.argmax(logits, axis=-1, output_type=tf.int64),
@@ -144,13 +143,32 @@ def export(model, preprocessor, task: Task, out_dir, metadata: dict, digest: str
     return final
 
 
-def load(path):
-    """Loads an export with TensorFlow and tensorflow-text only; returns ``(signature, metadata)``."""
+def load_signatures(path) -> tuple[dict, dict]:
+    """Loads an export with TensorFlow and tensorflow-text only; returns ``({name: signature}, metadata)``."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  registers the tokenizer ops the graph uses
 
     metadata = read_metadata(path)
     loaded = tf.saved_model.load(str(path))
-    signature = loaded.signatures["serving_default"]
-    signature._loaded = loaded  # keep the resources alive as long as the signature
-    return signature, metadata
+    signatures = dict(loaded.signatures)
+    for signature in signatures.values():
+        signature._loaded = loaded  # keep the resources alive as long as the signature
+    return signatures, metadata
+
+
+def load(path):
+    """The export's ``serving_default`` and its metadata: ``(signature, metadata)``."""
+    signatures, metadata = load_signatures(path)
+    return signatures["serving_default"], metadata
+
+
+def signature_def_map(path) -> dict:
+    """The export's SignatureDefs as JSON, as TF Serving renders them in ``GetModelMetadataResponse``."""
+    from google.protobuf import json_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
+    defs = saved.meta_graphs[0].signature_def
+    return {"signature_def": {name: json_format.MessageToDict(
+        defs[name], preserving_proto_field_name=True, always_print_fields_with_no_presence=True) for name in defs}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from glue_tf import export
+from glue_tf import export, metrics
 from glue_tf.tasks import Task
 
 
@@ -36,5 +36,4 @@ class ExportPredictor:
         """Label ids (or clipped STS-B scores) for ``examples``, in their order."""
         if not examples:
             return np.zeros(0, dtype=np.float32 if task.is_regression else np.int64)
-        raw = self.raw_outputs(task, examples)
-        return raw["score"] if task.is_regression else raw["label_id"].astype(np.int64)
+        return metrics.predictions_from_outputs(task, self.raw_outputs(task, examples))

@@ -119,6 +119,20 @@ METRIC_LABELS = {
 }
 
 
+def predictions_from_outputs(task: Task, outputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """What is scored and submitted: label ids, or scores clipped to the task's range.
+
+    ``outputs`` is an export's named outputs (``label_id``, or ``score`` already
+    clipped) or, from a Keras model, ``{"logits": ...}``; both give the same answer.
+    """
+    if task.is_regression:
+        scores = outputs["score"] if "score" in outputs else np.asarray(outputs["logits"])[:, 0]
+        return np.clip(np.asarray(scores, dtype=np.float32), *task.score_range)
+    if "label_id" in outputs:
+        return np.asarray(outputs["label_id"], dtype=np.int64)
+    return np.argmax(np.asarray(outputs["logits"]), axis=-1).astype(np.int64)
+
+
 def compute_metrics(task: Task | str, labels, predictions) -> dict[str, float]:
     """The task's official metrics for one split (predictions: label ids, or scores for STS-B)."""
     task = get_task(task) if isinstance(task, str) else task

@@ -21,7 +21,7 @@ def predictions_dir(out_dir) -> Path:
 
 def format_prediction(task: Task, value) -> str:
     if task.is_regression:
-        return f"{float(np.clip(value, 0.0, 5.0)):.3f}"
+        return f"{float(np.clip(value, *task.score_range)):.3f}"
     if task.submit_label_names:
         return task.label_names[int(value)]
     return str(int(value))

@@ -47,6 +47,9 @@ class Task:
         submission (MNLI, QNLI, RTE, AX) rather than 0/1 ids or scores.
       model_task: the task whose model predicts this one (AX uses MNLI's).
       eval_only: a task with no training data of its own (AX).
+      score_range: for regression, the range of a score (STS-B: 0 to 5);
+        predictions are clipped to it wherever they are served, scored or
+        submitted.
     """
 
     name: str
@@ -67,6 +70,7 @@ class Task:
     submit_label_names: bool = False
     model_task: str | None = None
     eval_only: bool = False
+    score_range: tuple[float, float] | None = None
 
     @property
     def is_regression(self) -> bool:
@@ -177,6 +181,7 @@ _TASKS = (
         human_baseline={"pearson": 92.7, "spearman": 92.6},
         tsv_dir="STS-B",
         tfds_archives=("STS-B.zip",),
+        score_range=(0.0, 5.0),
     ),
     _task(
         name="qqp",

@@ -22,7 +22,7 @@ from glue_tf import model as model_lib
 from glue_tf import optimization
 from glue_tf.config import TrainConfig
 from glue_tf.data.sources import Source
-from glue_tf.evaluation import Predictor, outputs_to_predictions
+from glue_tf.evaluation import Predictor
 from glue_tf.loop import fit_distributed
 from glue_tf.runlog import RunLog
 from glue_tf.submission import write_predictions
@@ -404,7 +404,7 @@ def predict_test_splits(task: Task, source: Source, preprocessor, predictor: Pre
         if split not in source.available_splits(task):
             continue
         encoded = features.encode(source.load(task, split), task, preprocessor)
-        predictions = outputs_to_predictions(task, predictor.logits(encoded))
+        predictions = metrics.predictions_from_outputs(task, {"logits": predictor.logits(encoded)})
         path = write_predictions(out_dir, task, split, encoded.idx, predictions)
         written[split] = str(path)
         log(f"{task.name}: predicted {len(encoded)} {split} examples -> {path}")

@@ -1,10 +1,14 @@
-"""Merges concurrent requests for the same task into one model call.
+"""Merges concurrent requests for the same model into one call, and keeps their failures apart.
 
-Each task has a queue and one thread. The thread takes the first waiting
-request, then keeps taking requests until ``max_batch_size`` instances or
-``timeout_ms`` have passed, calls the model once (the export pads the batch
+Each model version has a queue and one thread. The thread takes the first
+waiting request, then keeps taking requests until ``max_batch_size`` instances
+or ``timeout_ms`` have passed, calls the model once (the export pads the batch
 only to its longest text), and hands each request its rows. A queue holding
 ``max_queue`` instances answers 429 instead of growing without bound.
+
+A merged call that fails is split in halves and each half retried, down to
+single requests, so only a request that fails on its own gets an error: one
+bad request never fails the requests it happened to share a batch with.
 """
 
 from __future__ import annotations
@@ -29,38 +33,61 @@ class _Pending:
 
 
 class Batcher:
+    """``predict(columns) -> outputs``; ``on_batch(size)`` after every model call that answered."""
+
     def __init__(self, predict, max_batch_size: int = 64, timeout_ms: float = 5.0, max_queue: int = 2048,
-                 on_batch=None, name: str = "batcher"):
+                 on_batch=None, on_queue=None, name: str = "batcher"):
         self._predict = predict
         self.max_batch_size = max_batch_size
         self.timeout = timeout_ms / 1000.0
         self.max_queue = max_queue
         self._on_batch = on_batch
+        self._on_queue = on_queue  # called with the change in queued instances (+n / -n)
         self._queue: queue.Queue[_Pending] = queue.Queue()
         self._queued = 0
+        self._closed = False
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
+    @property
+    def queued(self) -> int:
+        return self._queued
+
     def submit(self, columns: dict[str, list[str]]) -> dict[str, np.ndarray]:
         size = len(next(iter(columns.values())))
-        with self._lock:
-            if self._queued + size > self.max_queue:
-                raise Overloaded(
-                    f"the prediction queue is full ({self._queued} instances waiting); retry shortly",
-                    headers={"Retry-After": "1"},
-                )
-            self._queued += size
         pending = _Pending(columns, size)
-        self._queue.put(pending)
+        with self._lock:
+            queued = not self._closed
+            if queued:
+                if self._queued + size > self.max_queue:
+                    raise Overloaded(
+                        f"the prediction queue is full ({self._queued} instances waiting); retry shortly",
+                        headers={"Retry-After": "1"},
+                    )
+                self._queued += size
+                self._queue.put(pending)
+        if not queued:  # its version was unloaded while this request held it: answer it directly
+            return self._predict(columns)
+        if self._on_queue:
+            self._on_queue(size)
         pending.done.wait()
         if pending.error is not None:
             raise pending.error
         return pending.result
 
+    def close(self) -> None:
+        """Ends the thread once the requests already queued are answered (their model version was unloaded)."""
+        with self._lock:
+            self._closed = True
+            self._queue.put(None)
+
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
             size = batch[0].size
             deadline = time.monotonic() + self.timeout
             while size < self.max_batch_size:
@@ -71,24 +98,34 @@ class Batcher:
                     nxt = self._queue.get(timeout=remaining)
                 except queue.Empty:
                     break
+                if nxt is None:
+                    self._queue.put(None)  # close after this batch
+                    break
                 batch.append(nxt)
                 size += nxt.size
             with self._lock:
                 self._queued -= size
-            self._execute(batch, size)
+            if self._on_queue:
+                self._on_queue(-size)
+            self._execute(batch)
 
-    def _execute(self, batch: list[_Pending], size: int) -> None:
+    def _execute(self, batch: list[_Pending]) -> None:
+        """Answers every request of ``batch``; a failed call is retried in halves."""
         names = list(batch[0].columns)
         merged = {name: [text for p in batch for text in p.columns[name]] for name in names}
         try:
             outputs = self._predict(merged)
-        except Exception as error:  # noqa: BLE001 - delivered to every waiting request
-            for pending in batch:
-                pending.error = error
-                pending.done.set()
+        except Exception as error:  # noqa: BLE001 - isolated below, delivered only to its cause
+            if len(batch) == 1:
+                batch[0].error = error
+                batch[0].done.set()
+                return
+            middle = len(batch) // 2
+            self._execute(batch[:middle])
+            self._execute(batch[middle:])
             return
         if self._on_batch:
-            self._on_batch(size)
+            self._on_batch(sum(p.size for p in batch))
         start = 0
         for pending in batch:
             pending.result = {name: value[start : start + pending.size] for name, value in outputs.items()}

@@ -1,4 +1,10 @@
-"""One JSON error shape for every failure a client can cause: ``{"error": {"code", "message"}}``."""
+"""The errors a client can cause, and the two shapes they are answered in.
+
+The project's own routes answer ``{"error": {"code", "message"}}``; the TF Serving
+routes (``/v1/models/...``) answer TF Serving's ``{"error": "<message>"}`` with the
+HTTP status TF Serving gives the same failure. ``ApiError`` carries both the
+status and a stable ``code`` so each blueprint renders it in its own shape.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,9 @@ class ApiError(Exception):
     def body(self) -> dict:
         return {"error": {"code": self.code, "message": self.message}}
 
+    def tf_serving_body(self) -> dict:
+        return {"error": self.message}
+
 
 class NotFound(ApiError):
     status = 404
@@ -34,3 +43,8 @@ class ModelNotLoaded(ApiError):
 class Overloaded(ApiError):
     status = 429
     code = "overloaded"
+
+
+class Unavailable(ApiError):
+    status = 503
+    code = "unavailable"

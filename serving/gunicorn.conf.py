@@ -7,26 +7,50 @@ concurrent requests of one worker meet in the batching queue.
 
 import os
 import shutil
+import sys
 
-bind = os.environ.get("GLUE_TF_BIND", f"0.0.0.0:{os.environ.get('PORT', '8080')}")
-workers = int(os.environ.get("GLUE_TF_WORKERS", "2"))
+from serving.settings import ServerSettings, Settings, SettingsError
+
+# Every variable is checked here, in the master, before any worker starts: a bad one
+# stops the server at once with one line (SystemExit passes gunicorn's config loader).
+try:
+    _settings = Settings.from_env()
+    _server = ServerSettings.from_env()
+except SettingsError as error:
+    sys.exit(f"glue-tf: {error}")
+
+# prometheus_client chooses multiprocess mode when first imported, so its folder is set
+# here in the master, before the fork: workers (the app is not preloaded) import it later
+# and inherit the variable.
+_metrics_dir = os.path.abspath(os.path.join(_settings.state_dir, "metrics"))
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+os.makedirs(_metrics_dir, exist_ok=True)
+
+bind = _server.bind
+workers = _server.workers
 worker_class = "gthread"
-threads = int(os.environ.get("GLUE_TF_THREADS", "16"))
-timeout = int(os.environ.get("GLUE_TF_TIMEOUT", "120"))
-graceful_timeout = int(os.environ.get("GLUE_TF_GRACEFUL_TIMEOUT", "30"))
-keepalive = int(os.environ.get("GLUE_TF_KEEPALIVE", "5"))
+threads = _server.threads
+timeout = _server.timeout
+graceful_timeout = _server.graceful_timeout
+keepalive = _server.keepalive
 preload_app = False
 # The service writes one JSON line per request itself (GLUE_TF_REQUEST_LOG); gunicorn's
 # plain-text access log is off unless asked for.
-accesslog = os.environ.get("GLUE_TF_ACCESS_LOG") or None
+accesslog = _server.access_log
 errorlog = "-"
-loglevel = os.environ.get("GLUE_TF_LOG_LEVEL", "info")
+loglevel = _server.log_level
 limit_request_line = 8190
 wsgi_app = "serving.wsgi:app"
 
 
 def on_starting(server):
-    """A new server starts its metrics from zero: drop the old workers' snapshots."""
-    model_dir = os.environ.get("GLUE_TF_MODEL_DIR", "runs/latest")
-    state_dir = os.environ.get("GLUE_TF_STATE_DIR") or os.path.join(model_dir, "serving-state")
-    shutil.rmtree(os.path.join(state_dir, "metrics"), ignore_errors=True)
+    """A new server starts its metrics from zero: drop the old workers' metric files."""
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    os.makedirs(_metrics_dir, exist_ok=True)
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges (queue length) stop counting; its counters stay."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

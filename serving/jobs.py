@@ -79,6 +79,12 @@ class JobStore:
         with self._connect() as db:
             return db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()[0]
 
+    def counts(self) -> dict[str, int]:
+        """Jobs by state (every state, zero included), for the metrics."""
+        with self._connect() as db:
+            rows = dict(db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+        return {state: rows.get(state, 0) for state in ("queued", "running", "succeeded", "failed")}
+
     def claim(self, job_id: str, owner: str, stale_before: float | None = None) -> bool:
         """Takes a queued job, or (``stale_before``) a job whose heartbeat is older than that."""
         now = time.time()

@@ -7,66 +7,53 @@ GLUE score only when all nine tasks are (``glue_tf.metrics.summarize``).
 
 from __future__ import annotations
 
-import numpy as np
-
 from glue_tf import metrics
-from glue_tf.tasks import HUMAN_GLUE_SCORE, Task
+from glue_tf.tasks import HUMAN_GLUE_SCORE, TASKS, Task
 from serving.errors import ApiError
-from serving.schemas import instances_to_columns, parse_labels, task_or_404
+from serving.schemas import Limits, labelled_splits, task_or_404, validate
 
 
-def predictions_from_outputs(task: Task, outputs: dict) -> np.ndarray:
-    return np.asarray(outputs["score"] if task.is_regression else outputs["label_id"])
+def parse_task(task: Task, body, limits: Limits) -> dict:
+    """One task's scoring body -> ``{split: (columns, labels)}``."""
+    validate(body, "score", task, limits)
+    return labelled_splits(task, body, limits)
 
 
-def parse_task_body(task: Task, body, max_instances: int, max_chars: int) -> dict:
-    """``{"instances", "labels"}`` (the task's first dev split) or ``{"splits": {split: {...}}}``."""
-    if not isinstance(body, dict):
-        raise ApiError(f"{task.name}: expected an object with 'instances' and 'labels'")
-    if "splits" in body:
-        splits = body["splits"]
-        valid = task.dev_splits or tuple(task.test_splits)
-        if not isinstance(splits, dict) or not splits or set(splits) - set(valid):
-            raise ApiError(f"{task.name}: 'splits' must map some of {list(valid)} to instances and labels")
-    else:
-        splits = {(task.dev_splits or tuple(task.test_splits))[0]: body}
-    parsed = {}
-    for split, part in splits.items():
-        if not isinstance(part, dict) or "instances" not in part or "labels" not in part:
-            raise ApiError(f"{task.name}/{split}: expected an object with 'instances' and 'labels'")
-        unknown = set(part) - {"instances", "labels"}
-        if unknown:
-            raise ApiError(f"{task.name}/{split}: unexpected keys {sorted(unknown)}")
-        columns = instances_to_columns(task, part["instances"], max_instances, max_chars)
-        count = len(part["instances"])
-        parsed[split] = (columns, parse_labels(task, part["labels"], count))
-    return parsed
+def parse_many(body, limits: Limits) -> dict[str, dict]:
+    """``{"tasks": {task: body}}`` -> ``{task: {split: (columns, labels)}}``."""
+    validate(body, "score_many", None, limits)
+    return {name: labelled_splits(TASKS[name], part, limits) for name, part in body["tasks"].items()}
 
 
-def score_parsed(task: Task, parsed: dict, predict) -> dict:
+def parse_job(body, limits: Limits) -> tuple[dict[str, dict], bool]:
+    """A job body (one task with ``"task"``, or ``"tasks"``) -> (parsed per task, whether it is multi-task)."""
+    if isinstance(body, dict) and "tasks" in body:
+        return parse_many(body, limits), True
+    if not isinstance(body, dict) or not isinstance(body.get("task"), str):
+        raise ApiError("a job is {'task': <name>, 'instances': [...], 'labels': [...]} (or 'splits'), "
+                       "or {'tasks': {<name>: {...}}}")
+    task = task_or_404(body["task"])
+    validate(body, "job", task, limits)
+    return {task.name: labelled_splits(task, {k: v for k, v in body.items() if k != "task"}, limits)}, False
+
+
+def score_splits(task: Task, splits: dict, predict) -> dict:
     """``predict(columns) -> outputs``; returns metrics per split, the task score and the human row."""
     per_split = {}
-    for split, (columns, labels) in parsed.items():
-        predictions = predictions_from_outputs(task, predict(columns))
+    for split, (columns, labels) in splits.items():
+        predictions = metrics.predictions_from_outputs(task, predict(columns))
         per_split[split] = {k: 100.0 * v for k, v in metrics.compute_metrics(task, labels, predictions).items()}
     components = {key: per_split[split][metric] for key, split, metric in task.score_components if split in per_split}
     complete = len(components) == len(task.score_components)
     return {
         "task": task.name,
-        "examples": {split: len(labels) for split, (_, labels) in parsed.items()},
+        "examples": {split: len(labels) for split, (_, labels) in splits.items()},
         "metrics": per_split,
         "score": metrics.task_score(task, components) if complete else None,
         "components": components,
         "human_baseline": dict(task.human_baseline),
         "human_score": metrics.task_score(task, task.human_baseline) if task.human_baseline else None,
     }
-
-
-def parse_multi(body, max_instances: int, max_chars: int) -> dict:
-    if not isinstance(body, dict) or not isinstance(body.get("tasks"), dict) or not body["tasks"]:
-        raise ApiError("expected {'tasks': {task: {'instances': [...], 'labels': [...]}, ...}}")
-    return {name: parse_task_body(task_or_404(name), part, max_instances, max_chars)
-            for name, part in body["tasks"].items()}
 
 
 def summarize(results: dict[str, dict]) -> dict:
@@ -83,5 +70,4 @@ def summarize(results: dict[str, dict]) -> dict:
 
 
 def total_instances(parsed_by_task: dict) -> int:
-    return sum(len(labels) for parsed in parsed_by_task.values() for _, labels in parsed.values())
-
+    return sum(len(labels) for splits in parsed_by_task.values() for _, labels in splits.values())

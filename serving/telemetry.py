@@ -1,103 +1,141 @@
-"""Prometheus metrics that add up across gunicorn workers without a client library.
+"""Prometheus metrics through ``prometheus_client``, summed across gunicorn workers.
 
-Each worker counts in memory and writes a snapshot to ``<state>/metrics/<pid>.json``
-at most once a second (and before answering ``/metrics``); ``/metrics`` sums
-the snapshots of every worker of this server, the dead ones included, so
-counters never go backwards when a worker is replaced.
+Under gunicorn, ``gunicorn.conf.py`` sets ``PROMETHEUS_MULTIPROC_DIR`` before the
+workers import ``prometheus_client``: every worker then writes its values to mmap
+files there, and ``/metrics`` in any worker merges the files of all workers, the
+dead ones included, so counters never go backwards when a worker is replaced.
+Without the variable (Flask's test client) each ``Telemetry`` keeps its own
+registry, so several apps in one process never clash. The metric objects are
+built the same way in both modes; only ``render`` differs.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
-from collections import defaultdict
-from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    values,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+PROCESS_REFRESH_SECONDS = 1.0
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def multiprocess_enabled() -> bool:
+    """True when prometheus_client writes to shared files (decided when it was imported)."""
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
 
 
 class Telemetry:
-    def __init__(self, state_dir):
-        self.folder = Path(state_dir) / "metrics"
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.path = self.folder / f"{os.getpid()}.json"
+    def __init__(self):
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        if self.multiprocess != multiprocess_enabled():
+            # prometheus_client picks its value store when first imported; a variable set
+            # (or removed) later would make /metrics read files nobody writes, or the reverse.
+            raise RuntimeError(
+                f"{MULTIPROC_ENV} must be set before prometheus_client is first imported "
+                f"(set now: {self.multiprocess}, at import: {multiprocess_enabled()})"
+            )
+        self.registry = CollectorRegistry()
+        reg = self.registry
+        self.requests = Counter(
+            "glue_tf_requests_total", "HTTP requests by endpoint, method, status, task and model version.",
+            ("endpoint", "method", "status", "task", "model_version"), registry=reg)
+        self.request_seconds = Histogram(
+            "glue_tf_request_seconds", "Request latency in seconds.",
+            ("endpoint", "task"), buckets=LATENCY_BUCKETS, registry=reg)
+        self.batch_size = Histogram(
+            "glue_tf_batch_size", "Instances per model call after request batching.",
+            ("task", "model_version"), buckets=BATCH_BUCKETS, registry=reg)
+        self.queue_instances = Gauge(
+            "glue_tf_queue_instances", "Instances waiting in the batching queue.",
+            ("task", "model_version"), multiprocess_mode="livesum", registry=reg)
+        # Job counts come from the shared database: the latest value any worker set is right.
+        self.jobs = Gauge(
+            "glue_tf_jobs", "Jobs by state.", ("state",), multiprocess_mode="mostrecent", registry=reg)
+        # Set by hand: custom collectors and set_function do not work in multiprocess mode.
+        self.process_rss = Gauge(
+            "glue_tf_process_resident_memory_bytes", "Resident memory of this worker in bytes.",
+            multiprocess_mode="liveall", registry=reg)
+        self.process_cpu = Gauge(
+            "glue_tf_process_cpu_seconds", "User and system CPU time of this worker in seconds.",
+            multiprocess_mode="liveall", registry=reg)
         self._lock = threading.Lock()
-        self._requests = defaultdict(int)  # "endpoint|method|status" -> count
-        self._latency = defaultdict(lambda: [0] * (len(LATENCY_BUCKETS) + 1) + [0.0])  # buckets, +Inf, sum
-        self._batches = [0] * (len(BATCH_BUCKETS) + 1) + [0]  # buckets, +Inf, sum of sizes
-        self._last_flush = 0.0
+        self._job_states: set[str] = set()
+        self._last_process_refresh = float("-inf")
+        self._refresh_process(force=True)
 
-    def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+    def observe_request(self, endpoint: str, method: str, status: int, seconds: float,
+                        task: str | None = None, model_version: int | None = None) -> None:
+        task_label = task or ""
+        self.requests.labels(endpoint, method, str(int(status)), task_label, _version(model_version)).inc()
+        self.request_seconds.labels(endpoint, task_label).observe(max(0.0, float(seconds)))
+        self._refresh_process()
+
+    def observe_batch(self, task: str, model_version: int, size: int) -> None:
+        self.batch_size.labels(task, _version(model_version)).observe(size)
+
+    def queue_changed(self, task: str, model_version: int, delta: int) -> None:
+        self.queue_instances.labels(task, _version(model_version)).inc(delta)
+
+    def set_job_counts(self, counts: dict[str, int]) -> None:
+        """Set every state's count; states seen before but missing now drop to 0."""
         with self._lock:
-            self._requests[f"{endpoint}|{method}|{status}"] += 1
-            hist = self._latency[endpoint]
-            hist[_bucket(LATENCY_BUCKETS, seconds)] += 1
-            hist[-1] += seconds
-        self.flush()
+            missing = self._job_states - set(counts)
+            self._job_states |= set(counts)
+        for state in missing:
+            self.jobs.labels(state).set(0)
+        for state, count in counts.items():
+            self.jobs.labels(state).set(count)
 
-    def observe_batch(self, size: int) -> None:
-        with self._lock:
-            self._batches[_bucket(BATCH_BUCKETS, size)] += 1
-            self._batches[-1] += size
+    def render(self) -> tuple[bytes, str]:
+        """The exposition for ``GET /metrics``: (body, content type)."""
+        self._refresh_process(force=True)
+        if self.multiprocess:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+        else:
+            registry = self.registry
+        return generate_latest(registry), CONTENT_TYPE_LATEST
 
-    def flush(self, force: bool = False) -> None:
+    def _refresh_process(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last_flush < 1.0:
-            return
-        self._last_flush = now
         with self._lock:
-            snapshot = {"requests": dict(self._requests), "latency": dict(self._latency), "batches": list(self._batches)}
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(snapshot))
-        os.replace(tmp, self.path)
-
-    def render(self) -> str:
-        self.flush(force=True)
-        requests = defaultdict(int)
-        latency = {}
-        batches = [0] * (len(BATCH_BUCKETS) + 2)
-        for path in self.folder.glob("*.json"):
-            try:
-                snap = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            for key, count in snap["requests"].items():
-                requests[key] += count
-            for endpoint, hist in snap["latency"].items():
-                total = latency.setdefault(endpoint, [0] * len(hist))
-                latency[endpoint] = [a + b for a, b in zip(total, hist)]
-            batches = [a + b for a, b in zip(batches, snap["batches"])]
-        lines = ["# HELP glue_tf_requests_total HTTP requests by endpoint, method and status.",
-                 "# TYPE glue_tf_requests_total counter"]
-        for key in sorted(requests):
-            endpoint, method, status = key.split("|")
-            lines.append(f'glue_tf_requests_total{{endpoint="{endpoint}",method="{method}",status="{status}"}} {requests[key]}')
-        lines += ["# HELP glue_tf_request_seconds Request latency.", "# TYPE glue_tf_request_seconds histogram"]
-        for endpoint in sorted(latency):
-            lines += _histogram("glue_tf_request_seconds", f'endpoint="{endpoint}",', LATENCY_BUCKETS, latency[endpoint])
-        lines += ["# HELP glue_tf_batch_size Instances per model call after request batching.",
-                  "# TYPE glue_tf_batch_size histogram"]
-        lines += _histogram("glue_tf_batch_size", "", BATCH_BUCKETS, batches)
-        return "\n".join(lines) + "\n"
+            if not force and now - self._last_process_refresh < PROCESS_REFRESH_SECONDS:
+                return
+            self._last_process_refresh = now
+        rss = _resident_bytes()
+        if rss is not None:
+            self.process_rss.set(rss)
+        self.process_cpu.set(time.process_time())
 
 
-def _bucket(bounds, value) -> int:
-    for index, bound in enumerate(bounds):
-        if value <= bound:
-            return index
-    return len(bounds)
+def _version(model_version: int | None) -> str:
+    return "" if model_version is None else str(model_version)
 
 
-def _histogram(name: str, labels: str, bounds, counts) -> list[str]:
-    lines, cumulative = [], 0
-    for bound, count in zip(bounds, counts):
-        cumulative += count
-        lines.append(f'{name}_bucket{{{labels}le="{bound}"}} {cumulative}')
-    cumulative += counts[len(bounds)]
-    lines.append(f'{name}_bucket{{{labels}le="+Inf"}} {cumulative}')
-    lines.append(f"{name}_sum{{{labels.rstrip(',')}}} {counts[-1]}" if labels else f"{name}_sum {counts[-1]}")
-    lines.append(f"{name}_count{{{labels.rstrip(',')}}} {cumulative}" if labels else f"{name}_count {cumulative}")
-    return lines
+def _resident_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # not Linux: peak rather than current RSS, better than nothing
+        import resource
+        import sys
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+    except (ImportError, OSError):
+        return None

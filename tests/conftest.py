@@ -81,3 +81,16 @@ def trained_exports(tmp_path_factory, tiny_preset, glue_dir) -> Path:
     for name in ("cola", "mrpc", "stsb", "rte"):
         train_task(TASKS[name], source, config, out, verbose=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(tmp_path_factory) -> Path:
+    """A run folder with untrained tiny models for CoLA, MRPC, STS-B and RTE (``models/<task>/1/``).
+
+    Built from sentences written in ``support.tiny``, not GLUE data: works in a
+    clone without ``../shared``. Answers are random but deterministic, and
+    differ between texts.
+    """
+    from support.tiny import make_tiny_exports
+
+    return make_tiny_exports(tmp_path_factory.mktemp("tiny_run") / "run", ("cola", "mrpc", "stsb", "rte"))

@@ -78,19 +78,56 @@ JSON = st.recursive(
 )
 
 
+LIMITS = schemas.Limits(max_instances=16, max_chars=100)
+
+
+def _parse(kind: str, task, body):
+    """What each route does with a body before the model: validate, then convert."""
+    if kind == "predict":
+        schemas.validate(body, "predict", task, LIMITS)
+        return schemas.rows_to_columns(task, body["instances"], LIMITS)
+    if kind == "tf_predict":
+        schemas.validate(body, "tf_predict", task, LIMITS)
+        if "instances" in body:
+            return schemas.rows_to_columns(task, body["instances"], LIMITS)
+        return schemas.inputs_to_columns(task, body["inputs"], LIMITS) if "inputs" in body else {}
+    if kind == "tf_examples":
+        schemas.validate(body, "tf_examples", task, LIMITS)
+        return schemas.examples_to_columns(task, body, LIMITS)
+    if kind == "score":
+        return scoring.parse_task(task, body, LIMITS)
+    return scoring.parse_job(body, LIMITS)
+
+
+WRAPPERS = [lambda b: b, lambda b: {"instances": b}, lambda b: {"inputs": b}, lambda b: {"examples": b},
+            lambda b: {"instances": b, "labels": b}, lambda b: {"task": "rte", "instances": b, "labels": [0]}]
+
+
 @FUZZ
-@given(body=JSON, task_name=st.sampled_from(sorted(TASKS)))
-def test_any_json_gives_columns_or_a_client_error(body, task_name):
+@given(body=JSON, task_name=st.sampled_from(sorted(TASKS)), wrap=st.sampled_from(range(len(WRAPPERS))),
+       kind=st.sampled_from(["predict", "tf_predict", "tf_examples", "score", "job"]))
+def test_any_json_gives_model_inputs_or_a_client_error(body, task_name, wrap, kind):
     task = TASKS[task_name]
-    for parse in (
-        lambda: schemas.instances_to_columns(task, body, 16, 100),
-        lambda: schemas.columnar_to_columns(task, body, 16, 100),
-        lambda: scoring.parse_task_body(task, body if isinstance(body, dict) else {"instances": body}, 16, 100),
-    ):
-        try:
-            result = parse()
-        except ApiError as error:
-            assert 400 <= error.status < 500
-            json.dumps(error.body())  # always a serialisable {"error": {...}}
-            continue
-        assert result is not None
+    try:
+        result = _parse(kind, task, WRAPPERS[wrap](body))
+    except ApiError as error:
+        assert 400 <= error.status < 500
+        json.dumps(error.body())  # always a serialisable {"error": {...}}
+        return
+    assert result is not None
+
+
+@FUZZ
+@given(texts=st.lists(st.text(st.characters(exclude_categories=()), max_size=30), min_size=1, max_size=4))
+def test_any_python_text_is_accepted_or_refused_as_invalid_unicode(texts):
+    """Strings straight from json.loads may hold lone surrogates; they never reach the model."""
+    body = {"instances": texts}
+    try:
+        columns = _parse("predict", TASKS["cola"], body)
+    except ApiError as error:
+        assert error.status == 400 and error.code == "invalid_text" and "surrogate" in error.message
+        assert any(0xD800 <= ord(c) <= 0xDFFF for t in texts for c in t)
+        return
+    assert columns == {"sentence": texts}
+    for text in texts:
+        text.encode("utf-8")  # what tf.constant needs

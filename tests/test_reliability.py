@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,51 @@ def test_20000_requests_from_32_clients_with_a_worker_killed(trained_exports, gl
     killed = summary["killed_worker"]
     assert killed["replaced"] and killed["failed_requests"] <= 32
     assert summary["ok"] + summary["connection_errors"] == 20000
+
+
+def _load_test_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("load_test", REPO / "bench" / "load_test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_3000_requests_from_32_clients_a_third_hostile_get_no_5xx(tiny_exports, tmp_path):
+    """A third of the requests hostile (broken JSON, lone surrogates, wrong types, over the limits, ...), on
+    ``/predict`` and TF Serving's ``/v1/models/...:predict``: no 5xx, each hostile one a 4xx with its
+    endpoint's JSON error body, and every valid answer equal to the in-process SavedModel's.
+
+    Built-in texts over the tiny untrained exports: no GLUE data needed.
+    """
+    report = tmp_path / "hostile.jsonl"
+    env = {k: v for k, v in os.environ.items() if k != "GLUE_DIR"}  # the built-in texts, wherever it runs
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "bench/load_test.py", "--model-dir", str(tiny_exports), "--requests", "3000",
+         "--clients", "32", "--workers", "2", "--hostile-fraction", str(1 / 3), "--warm-up", "3",
+         "--json-out", str(report)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )
+    print(f"hostile load run: {time.monotonic() - started:.1f} s")
+    assert report.is_file(), result.stderr[-3000:]
+    summary = json.loads(report.read_text().splitlines()[-1])
+    print(json.dumps({k: summary[k] for k in ("checks", "hostile_kinds", "by_endpoint")}, indent=1))
+    assert result.returncode == 0, (summary["checks"], summary.get("failing_examples"), result.stderr[-2000:])
+    assert summary["texts"] == "built-in" and summary["tasks"] == ["cola", "mrpc", "rte", "stsb"]
+    assert summary["http_5xx"] == 0
+    assert summary["hostile_not_4xx"] == 0 and summary["hostile_bad_error_body"] == 0
+    assert summary["valid_refused"] == 0 and summary["mismatches"] == 0
+    assert summary["connection_errors"] == 0 and summary["server_tracebacks"] == 0
+    assert 800 <= summary["hostile"] <= 1200
+    # Every kind was sent, on both endpoints' mixes, and each (but the valid one) was refused.
+    load_test = _load_test_module()
+    assert sorted(summary["hostile_kinds"]) == sorted(load_test.HOSTILE_KINDS + load_test.V1_ONLY_KINDS)
+    for kind, tally in summary["hostile_kinds"].items():
+        statuses = {int(status) for status in tally["status"]}
+        assert statuses <= ({200} if kind in load_test.VALID_KINDS else set(range(400, 500))), (kind, tally)
+    assert summary["ok"] + summary["hostile_refused"] == 3000
 
 
 def test_schemathesis_fuzzes_the_api_from_its_own_openapi(trained_exports, tmp_path):

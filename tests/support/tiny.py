@@ -114,3 +114,129 @@ def make_family_preset(family: str, folder: Path, texts, seed: int = 0) -> Path:
     backbone.save_to_preset(str(folder))
     tokenizer.save_to_preset(str(folder))
     return folder
+
+
+# ~50 plain English sentences, written here so tiny models need no GLUE data (a clone without ../shared).
+SENTENCES = [
+    "The cat sat on the mat.",
+    "A dog barked at the mailman all morning.",
+    "She gave him the book that he wanted.",
+    "The children played in the park until it got dark.",
+    "John thinks that Mary left early.",
+    "Who did you say that you saw yesterday?",
+    "The committee approved the new budget on Tuesday.",
+    "It is raining in the city again.",
+    "Many students finished the exam before noon.",
+    "The company reported higher profits this quarter.",
+    "He is taller than his older brother.",
+    "They will arrive at the station by train.",
+    "The old bridge was closed for repairs.",
+    "We bought fresh bread and cheese at the market.",
+    "The teacher asked the class a difficult question.",
+    "Nobody knew where the keys had gone.",
+    "The price of oil fell sharply last week.",
+    "A man is playing a guitar on the street.",
+    "A woman is slicing an onion in the kitchen.",
+    "Two boys are riding bikes down the hill.",
+    "The government announced new rules for banks.",
+    "Shares of the firm rose five percent in early trading.",
+    "The river flooded the small village after the storm.",
+    "My sister likes to read novels at night.",
+    "The scientists published their results in a journal.",
+    "Bill ate the peaches quickly.",
+    "The more you read, the more you learn.",
+    "Sarah seems to have been happy.",
+    "The doctor examined the patient carefully.",
+    "Heavy snow blocked the road to the airport.",
+    "The museum opens at nine and closes at five.",
+    "A plane landed safely despite the strong wind.",
+    "The police arrested two men near the bank.",
+    "Our neighbours painted their house blue.",
+    "The film won three awards at the festival.",
+    "He said that the meeting had been cancelled.",
+    "The board of directors met to discuss the merger.",
+    "Water boils at one hundred degrees.",
+    "The baby is sleeping in the next room.",
+    "She has lived in Paris for ten years.",
+    "The team lost the final game by one point.",
+    "Fresh fruit is good for your health.",
+    "The students who studied hard passed the test.",
+    "A cat is chasing a mouse across the floor.",
+    "The president will visit three countries next month.",
+    "The book was written by a famous author.",
+    "I wonder whether he will come to the party.",
+    "The workers went on strike for higher wages.",
+    "The sun rises in the east every morning.",
+    "The army captured the town after a long battle.",
+]
+
+
+def _spread(backbone, network, preprocessor, task, factor: float = 8.0) -> None:
+    """Makes an untrained model's answers depend on its input, so tests can tell answers apart.
+
+    At KerasHub's initialisation (0.02) a random 2-layer BERT gives every text
+    nearly the same ``[CLS]`` vector (logits differ by ~1e-5). Scaling its
+    kernels by ``factor`` (about Glorot's scale for 32 wide) makes the texts
+    differ; the head is then rescaled on :data:`SENTENCES` to logits of mean 0
+    and std 1.5 (labels of both kinds), or raw STS-B scores of mean 2.5 and std
+    1 (inside the clip range).
+    """
+    import keras
+    import numpy as np
+
+    for weight in backbone.weights:
+        if len(weight.shape) >= 2 and "embedding" not in weight.path:
+            weight.assign(weight.numpy() * factor)
+    head = [layer for layer in network._flatten_layers() if isinstance(layer, keras.layers.Dense)
+            and layer.name == "logits"][-1]
+    texts = tuple(np.array(SENTENCES[i::len(task.text_features)][:25]) for i in range(len(task.text_features)))
+    packed = preprocessor(x=texts)
+    logits = network({name: packed[name] for name in network.input}, training=False).numpy()
+    mean, std = logits.mean(axis=0), logits.std(axis=0) + 1e-12
+    centre, spread = (2.5, 1.0) if task.is_regression else (0.0, 1.5)
+    scale = spread / std
+    head.kernel.assign(head.kernel.numpy() * scale)
+    head.bias.assign((head.bias.numpy() - mean) * scale + centre)
+
+
+def make_tiny_exports(folder, tasks=("cola", "mrpc", "stsb", "rte"), seed: int = 0,
+                      sequence_length: int = 64) -> Path:
+    """A run folder ``folder`` with ``models/<task>/1/`` exports of an untrained tiny BERT for each task.
+
+    Built from :data:`SENTENCES` only (no GLUE data, so it works in a clone
+    without ``../shared``): a 2-layer, 32-wide random BERT per task with a
+    random head, spread (see :func:`_spread`) so answers differ between texts,
+    exported with the metadata the service reads (``task``, ``backbone``; no
+    ``dev_metrics``: nothing was evaluated). Deterministic for a given
+    ``seed``; a few seconds per task. Returns ``folder``.
+    """
+    import keras
+
+    from glue_tf import backbones, export
+    from glue_tf import model as glue_model
+    from glue_tf.tasks import TASKS
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    # make_bert_preset seeds before it builds the tokenizer and the backbone.
+    preset = make_bert_preset(folder / "tiny_bert_preset", vocabulary_from(SENTENCES, size=400), seed=seed)
+    for offset, name in enumerate(tasks):
+        task = TASKS[name]
+        keras.utils.set_random_seed(seed + offset)
+        backbone, preprocessor = backbones.load(str(preset), sequence_length)
+        network = glue_model.build(backbone, task)
+        _spread(backbone, network, preprocessor, task)
+        vocabulary_size = int(preprocessor.tokenizer.vocabulary_size())
+        metadata = {
+            "label_names": list(task.label_names),
+            "text_features": list(task.text_features),
+            "backbone": {"spec": str(preset), "class": type(backbone).__name__,
+                         "vocabulary_size": vocabulary_size, "parameters": int(backbone.count_params())},
+            "vocabulary_size": vocabulary_size,
+            "max_seq_length": sequence_length,
+            "precision": "float32",
+            "untrained": True,
+            "seed": seed + offset,
+        }
+        export.export(network, preprocessor, task, folder, metadata=metadata)
+    return folder

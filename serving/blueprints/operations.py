@@ -1,0 +1,82 @@
+"""Operations: liveness, readiness, Prometheus metrics, the OpenAPI document, the task list and the page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, render_template
+
+from glue_tf import metrics as glue_metrics
+from glue_tf.tasks import GLUE_TASKS, HUMAN_GLUE_SCORE, TASKS
+from serving import schemas
+from serving.http import service
+
+operations = Blueprint("operations", __name__)
+
+
+def task_rows() -> dict:
+    rows = {}
+    for name, task in TASKS.items():
+        model = service().registry.get(name)
+        if model is None:
+            continue
+        rows[name] = {
+            "display_name": task.display_name,
+            "version": model.version,
+            "served_by": task.predicted_by,
+            "fields": list(task.text_features),
+            "label_names": list(task.label_names),
+            "regression": task.is_regression,
+            "dev_metrics": {k: 100.0 * v for k, v in (model.metadata.get("dev_metrics") or {}).items()}
+            if task.model_task is None else None,
+            "human_baseline": dict(task.human_baseline),
+            "backbone": (model.metadata.get("backbone") or {}).get("spec"),
+            "path": str(model.path),
+        }
+    return rows
+
+
+@operations.get("/v1/tasks")
+def list_tasks():
+    return {"tasks": task_rows(), "refused_versions": service().registry.refused()}
+
+
+@operations.get("/healthz")
+def healthz():
+    return {"status": "ok"}
+
+
+@operations.get("/readyz")
+def readyz():
+    svc = service()
+    loaded = svc.registry.loaded()
+    body = {"ready": bool(loaded), "models": {name: m.version for name, m in loaded.items()}}
+    if not loaded:
+        body["reason"] = f"no complete model export under {svc.settings.model_dir}/models/"
+        return body, 503
+    return body
+
+
+@operations.get("/metrics")
+def metrics_endpoint():
+    svc = service()
+    svc.telemetry.set_job_counts(svc.jobs.counts())
+    body, content_type = svc.telemetry.render()
+    return Response(body, content_type=content_type)
+
+
+@operations.get("/openapi.json")
+def openapi():
+    return schemas.openapi(service().settings)
+
+
+@operations.get("/")
+def index():
+    rows = task_rows()
+    components = {name: row["dev_metrics"] for name, row in rows.items() if row["dev_metrics"] and name in GLUE_TASKS}
+    summary = glue_metrics.summarize(components)
+    table = []
+    for name, task in TASKS.items():
+        human = glue_metrics.task_score(task, task.human_baseline) if task.human_baseline else None
+        table.append({"name": name, "display": task.display_name, "row": rows.get(name),
+                      "score": summary["task_scores"].get(name), "human": human})
+    return render_template("index.html", table=table, summary=glue_metrics.describe(summary),
+                           human_glue=HUMAN_GLUE_SCORE, tasks=TASKS, rows=rows)

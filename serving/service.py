@@ -1,0 +1,126 @@
+"""What every route of one worker shares: loaded models, their batching queues, scoring jobs, metrics.
+
+Built once per gunicorn worker, after the fork (TensorFlow's thread pools do not
+survive a fork), and kept in ``app.extensions["glue_tf"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import numpy as np
+
+from glue_tf.tasks import TASKS, Task
+from serving import schemas, scoring
+from serving.batching import Batcher
+from serving.errors import ApiError, ModelNotLoaded
+from serving.jobs import JobRunner, JobStore
+from serving.models import LoadedModel, ModelRegistry
+from serving.settings import Settings
+from serving.telemetry import Telemetry
+
+log = logging.getLogger("glue_tf.serving")
+
+
+class Service:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.limits = schemas.Limits(settings.max_instances, settings.max_text_chars)
+        self.job_limits = schemas.Limits(settings.max_job_instances, settings.max_text_chars)
+        os.makedirs(settings.state_dir, exist_ok=True)
+        self.telemetry = Telemetry()
+        self.registry = ModelRegistry(settings.model_dir, settings.model_config_for)
+        self.registry.refresh()
+        self.registry.start_watching(settings.reload_interval)
+        self.jobs = JobStore(os.path.join(settings.state_dir, "jobs.sqlite3"))
+        self.runner = JobRunner(self.jobs, self._run_job, settings.max_concurrent_jobs, settings.job_stale_seconds)
+        self._batchers: dict[tuple, Batcher] = {}
+        self._lock = threading.Lock()
+
+    # --- models ---------------------------------------------------------------------------
+    def model(self, task: Task, version: int | None = None, label: str | None = None) -> LoadedModel:
+        """The version a request asks for (the newest by default)."""
+        if version is None and label is None and self.registry.get(task.name) is None:
+            raise ModelNotLoaded(f"no model is loaded for {task.name}; train and export it into "
+                                 f"{self.settings.model_dir}/models/{task.predicted_by}/")
+        return self.registry.resolve(task.name, version, label)
+
+    def predict(self, model: LoadedModel, columns: dict, signature: str | None = None) -> dict:
+        """Model outputs for ``columns``, through the version's batching queue when batching is on."""
+        model.signature(signature)  # an unknown signature is the request's error, before it queues
+        if not self.settings.batching:
+            return _input_errors_as_400(lambda: self._call(model, signature, columns))
+        return _input_errors_as_400(lambda: self._batcher(model, signature).submit(columns))
+
+    def predict_chunked(self, model: LoadedModel, columns: dict, on_progress=None) -> dict:
+        """Large inputs (scoring, jobs) in chunks of the batch size, reporting progress."""
+        size = len(next(iter(columns.values())))
+        step = self.settings.max_batch_size
+        pieces = []
+        for start in range(0, size, step):
+            chunk = {name: values[start : start + step] for name, values in columns.items()}
+            pieces.append(_input_errors_as_400(lambda c=chunk: self._call(model, None, c)))
+            if on_progress:
+                on_progress(min(start + step, size))
+        return {name: np.concatenate([p[name] for p in pieces]) for name in pieces[0]}
+
+    def _call(self, model: LoadedModel, signature: str | None, columns: dict) -> dict:
+        outputs = model.predict(columns, signature)
+        if not self.settings.batching:
+            self.telemetry.observe_batch(model.task.name, model.version, len(next(iter(columns.values()))))
+        return outputs
+
+    def _batcher(self, model: LoadedModel, signature: str | None) -> Batcher:
+        key = (model.task.name, model.version, signature or "")
+        with self._lock:
+            batcher = self._batchers.get(key)
+            if batcher is None:
+                self._close_unserved_batchers()
+                name, version = model.task.name, model.version
+                batcher = Batcher(
+                    lambda columns: model.predict(columns, signature),
+                    self.settings.max_batch_size, self.settings.batch_timeout_ms, self.settings.max_queue,
+                    on_batch=lambda size: self.telemetry.observe_batch(name, version, size),
+                    on_queue=lambda delta: self.telemetry.queue_changed(name, version, delta),
+                    name=f"batcher-{name}-{version}",
+                )
+                self._batchers[key] = batcher
+        return batcher
+
+    def _close_unserved_batchers(self) -> None:
+        """Queues of versions the registry no longer serves end, so their models can be freed."""
+        for key in list(self._batchers):
+            task_name, version, _ = key
+            if version not in self.registry.versions(task_name):
+                self._batchers.pop(key).close()
+
+    # --- scoring (requests and jobs alike) -------------------------------------------------
+    def score(self, parsed: dict[str, dict], on_progress=None) -> dict[str, dict]:
+        """``{task: {split: (columns, labels)}}`` -> each task's metrics; ``on_progress(done instances)``."""
+        models = {name: self.model(TASKS[name]) for name in parsed}  # 404 before any work
+        results, done = {}, 0
+        for name, splits in parsed.items():
+            task = TASKS[name]
+            progress = (lambda count, offset=done: on_progress(offset + count)) if on_progress else None
+            results[name] = scoring.score_splits(
+                task, splits, lambda columns: self.predict_chunked(models[name], columns, progress))
+            done += sum(len(labels) for _, labels in splits.values())
+        return results
+
+    def _run_job(self, job: dict, beat) -> dict:
+        parsed, many = scoring.parse_job(job["request"], self.job_limits)
+        results = self.score(parsed, beat)
+        return scoring.summarize(results) if many else next(iter(results.values()))
+
+
+def _input_errors_as_400(call):
+    """A request that fails the model on its own (the batcher keeps it apart) is the request's error."""
+    import tensorflow as tf
+
+    try:
+        return call()
+    except (tf.errors.InvalidArgumentError, UnicodeError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ApiError(f"the model cannot take this input: {message[:300]}", code="invalid_input") from None

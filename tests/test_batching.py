@@ -1,0 +1,191 @@
+"""The micro-batcher keeps failures apart: one bad request never fails the requests merged with it.
+
+A real ``serving.batching.Batcher`` in front of the tiny CoLA export's
+``serving_default`` (called as the service calls it: ``tf.constant`` of the
+merged texts, which itself raises on a lone UTF-16 surrogate), fed from many
+threads at once so that requests really share model calls. Every valid request
+must get exactly the answer it gets alone, every invalid one its own error.
+No gunicorn: runs in seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from serving.batching import Batcher
+from support.tiny import SENTENCES
+
+TOLERANCE = 1e-4
+SURROGATES = ["\ud800", "\udfff", "\udbff", "\udc00"]
+# Unicode the model must take: accents, emoji (with a skin tone), CJK, other scripts, a NUL, controls.
+PIECES = sorted({w for s in SENTENCES for w in s.split()}) + [
+    "café", "naïve", "Zürich", "😀", "👍🏽", "中文", "日本語の文", "Ελληνικά", "Привет", "עברית", "\x00", "\t", "…", "",
+]
+
+
+class Model:
+    """``predict(columns)`` over the CoLA export, recording every call (its size and whether it answered)."""
+
+    def __init__(self, signature):
+        self.signature = signature
+        self.calls: list[tuple[int, bool]] = []
+        self.batches: list[int] = []
+
+    def predict(self, columns: dict) -> dict:
+        import tensorflow as tf
+
+        texts = columns["sentence"]
+        try:
+            outputs = self.signature(sentence=tf.constant(texts))
+        except Exception:
+            self.calls.append((len(texts), False))
+            raise
+        self.calls.append((len(texts), True))
+        return {name: value.numpy() for name, value in outputs.items()}
+
+    def reset(self):
+        self.calls.clear()
+        self.batches.clear()
+
+
+@pytest.fixture(scope="module")
+def model(tiny_exports):
+    from glue_tf import export
+
+    signature, metadata = export.load(export.latest(tiny_exports, "cola"))
+    assert metadata["task"] == "cola"
+    return Model(signature)
+
+
+def send_concurrently(batcher: Batcher, requests: list[list]) -> list[tuple[dict | None, Exception | None]]:
+    """Submits every request from its own thread, all released at once; ``(result, error)`` per request."""
+    results: list = [None] * len(requests)
+    start = threading.Barrier(len(requests))
+
+    def send(position):
+        start.wait()
+        try:
+            results[position] = (batcher.submit({"sentence": requests[position]}), None)
+        except Exception as error:  # noqa: BLE001 - the property is about which requests raise
+            results[position] = (None, error)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a request never got its answer"
+    return results
+
+
+def assert_same_answer(got: dict, alone: dict):
+    assert got["label_id"].tolist() == alone["label_id"].tolist()
+    np.testing.assert_allclose(got["probabilities"], alone["probabilities"], atol=TOLERANCE, rtol=0)
+
+
+# --- strategies --------------------------------------------------------------------------------
+
+valid_text = st.one_of(
+    st.sampled_from(SENTENCES),
+    st.lists(st.sampled_from(PIECES), max_size=12).map(" ".join),
+    st.text(st.characters(exclude_categories=("Cs",)), max_size=40),  # any Unicode but surrogates
+)
+# What makes the model call raise: a lone surrogate anywhere in a text (tf.constant cannot encode it),
+# or a value that is no text at all (a merged column of mixed types).
+bad_value = st.one_of(
+    st.tuples(valid_text, st.sampled_from(SURROGATES), valid_text).map("".join),
+    st.sampled_from([None, 5, 2.5]),
+)
+valid_request = st.lists(valid_text, min_size=1, max_size=4)
+invalid_request = st.builds(lambda texts, bad, at: texts[:at] + [bad] + texts[at:],
+                            st.lists(valid_text, max_size=3), bad_value, st.integers(0, 3))
+requests_mix = st.lists(st.one_of(valid_request.map(lambda r: (True, r)), invalid_request.map(lambda r: (False, r))),
+                        min_size=2, max_size=24)
+
+
+def test_merged_requests_get_their_own_answers_and_only_bad_ones_fail(model):
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(mix=requests_mix)
+    def check(mix):
+        requests = [texts for _, texts in mix]
+        total = sum(len(texts) for texts in requests)
+        model.reset()
+        # The batch closes exactly when every request is in: all of them share the first model call,
+        # however loaded the machine is.
+        batcher = Batcher(model.predict, max_batch_size=total, timeout_ms=10_000, on_batch=model.batches.append,
+                          name="batcher-property")
+        try:
+            results = send_concurrently(batcher, requests)
+        finally:
+            batcher.close()
+        calls, batches = list(model.calls), list(model.batches)
+        assert calls[0][0] == total  # merged
+        for (valid, texts), (result, error) in zip(mix, results):
+            if not valid:
+                assert error is not None and result is None, f"invalid request {texts!r} was answered"
+                with pytest.raises(Exception):
+                    model.predict({"sentence": texts})
+                continue
+            assert error is None, f"valid request {texts!r} failed: {error!r}"
+            assert_same_answer(result, model.predict({"sentence": texts}))
+            assert len(result["label_id"]) == len(texts)
+        # Each valid instance was answered by exactly one model call, and no invalid one ever was.
+        assert sum(batches) == sum(len(texts) for valid, texts in mix if valid)
+
+    check()
+
+
+def test_one_bad_request_among_20_good_ones_in_one_batch_fails_alone(model):
+    good = [[s] for s in SENTENCES[:10]] + [["café 😀 中文"], ["naïve Zürich"], [""], ["\x00"]] + \
+        [[s] for s in SENTENCES[10:16]]
+    bad = ["The cat \ud800 sat on the mat."]
+    requests = good[:7] + [bad] + good[7:]
+    assert len(requests) == 21
+    model.reset()
+    # The batch closes exactly when all 21 single-instance requests are in: one merged call.
+    batcher = Batcher(model.predict, max_batch_size=len(requests), timeout_ms=10_000, on_batch=model.batches.append,
+                      name="batcher-one-bad")
+    results = send_concurrently(batcher, requests)
+    calls, batches = list(model.calls), list(model.batches)
+
+    assert calls[0] == (21, False)  # all 21 merged, and the merged call failed
+    errors = [(i, error) for i, (_, error) in enumerate(results) if error is not None]
+    assert [i for i, _ in errors] == [requests.index(bad)]
+    assert "unicode" in str(errors[0][1]).lower()
+    for texts, (result, _) in zip(requests, results):
+        if texts is not bad:
+            assert_same_answer(result, model.predict({"sentence": texts}))
+    assert sum(batches) == 20
+    # Split in halves: the bad request is cornered in about 2 log2(21) calls, not 21 single retries.
+    assert len(calls) <= 1 + 2 * 5
+
+
+def test_a_closed_batcher_answers_what_it_holds_and_then_directly():
+    """Closing (its version was unloaded) loses no request: queued ones are answered, later ones directly."""
+    calls = []
+
+    def predict(columns):
+        calls.append(len(columns["sentence"]))
+        return {"length": np.array([len(t) for t in columns["sentence"]])}
+
+    batcher = Batcher(predict, max_batch_size=64, timeout_ms=200)
+    answers = {}
+    threads = [threading.Thread(target=lambda t=t: answers.__setitem__(t, batcher.submit({"sentence": [t]})))
+               for t in ("a", "bb", "ccc")]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.05)  # queued, inside the 200 ms window
+    batcher.close()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert {t: int(a["length"][0]) for t, a in answers.items()} == {"a": 1, "bb": 2, "ccc": 3}
+    batcher._thread.join(timeout=10)
+    assert not batcher._thread.is_alive()
+    assert int(batcher.submit({"sentence": ["dddd"]})["length"][0]) == 4  # answered without the thread
+    assert calls[-1] == 1

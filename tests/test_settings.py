@@ -1,0 +1,341 @@
+"""Settings are checked at start: one-line errors, version policies, labels and TF Serving model config files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from serving.model_config import ModelConfig, ModelConfigError, VersionPolicy, parse_labels, parse_model_config_file
+from serving.settings import ServerSettings, Settings, SettingsError
+
+REPO = Path(__file__).resolve().parents[1]
+
+EXAMPLE = """\
+model_config_list {
+  config {
+    name: 'cola'
+    base_path: '/models/models/cola'
+    model_platform: 'tensorflow'
+    model_version_policy { specific { versions: 1 versions: 2 } }
+    version_labels { key: 'stable' value: 1 }
+    version_labels { key: 'canary' value: 2 }
+  }
+  config { name: "rte" model_version_policy { all {} } }
+}
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("GLUE_TF_") or name == "PORT":
+            monkeypatch.delenv(name)
+
+
+def write(tmp_path, text: str, name: str = "models.config") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+# --- every variable is checked --------------------------------------------------------------
+BAD = [
+    ("GLUE_TF_MAX_BATCH_SIZE", "abc"), ("GLUE_TF_MAX_BATCH_SIZE", "0"), ("GLUE_TF_MAX_BATCH_SIZE", "-1"),
+    ("GLUE_TF_MAX_BATCH_SIZE", "2.5"), ("GLUE_TF_MAX_QUEUE", "0"), ("GLUE_TF_MAX_INSTANCES", "abc"),
+    ("GLUE_TF_MAX_JOB_INSTANCES", "-1"), ("GLUE_TF_MAX_TEXT_CHARS", "0"), ("GLUE_TF_MAX_BODY_BYTES", "1000"),
+    ("GLUE_TF_MAX_CONCURRENT_JOBS", "0"), ("GLUE_TF_BATCH_TIMEOUT_MS", "-1"), ("GLUE_TF_BATCH_TIMEOUT_MS", "abc"),
+    ("GLUE_TF_BATCH_TIMEOUT_MS", "nan"), ("GLUE_TF_RELOAD_INTERVAL", "-0.5"), ("GLUE_TF_JOB_STALE_SECONDS", "0"),
+    ("GLUE_TF_JOB_STALE_SECONDS", "inf"), ("GLUE_TF_BATCHING", "maybe"), ("GLUE_TF_REQUEST_LOG", "2"),
+    ("GLUE_TF_MODEL_VERSION_POLICY", "newest"), ("GLUE_TF_MODEL_LABELS", "stable"),
+]
+
+
+@pytest.mark.parametrize("variable,value", BAD)
+def test_a_bad_value_is_one_line_naming_the_variable(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env()
+    message = str(caught.value)
+    assert message.startswith(f"{variable}={value!r}: expected ")
+    assert "\n" not in message
+    assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize("variable,value", [
+    ("GLUE_TF_WORKERS", "two"), ("GLUE_TF_WORKERS", "0"), ("GLUE_TF_THREADS", "-1"), ("GLUE_TF_TIMEOUT", "abc"),
+    ("GLUE_TF_GRACEFUL_TIMEOUT", "-1"), ("GLUE_TF_KEEPALIVE", "1.5"), ("PORT", "http"), ("PORT", "70000"),
+    ("GLUE_TF_LOG_LEVEL", "loud"),
+])
+def test_a_bad_gunicorn_value_is_one_line_naming_the_variable(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=f"^{variable}={value!r}: expected [^\n]+$"):
+        ServerSettings.from_env()
+
+
+def test_the_message_says_what_is_accepted(monkeypatch):
+    monkeypatch.setenv("GLUE_TF_MAX_BATCH_SIZE", "abc")
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env()
+    assert str(caught.value) == "GLUE_TF_MAX_BATCH_SIZE='abc': expected a whole number >= 1"
+    monkeypatch.setenv("GLUE_TF_MAX_BATCH_SIZE", "1")
+    monkeypatch.setenv("GLUE_TF_BATCHING", "maybe")
+    with pytest.raises(SettingsError, match="1/0, true/false, yes/no, on/off"):
+        Settings.from_env()
+
+
+def test_defaults():
+    settings = Settings.from_env()
+    assert settings.model_dir == "runs/latest"
+    assert settings.state_dir == os.path.join("runs/latest", "serving-state")
+    assert (settings.batching, settings.max_batch_size, settings.batch_timeout_ms, settings.max_queue) == (True, 64, 5.0, 2048)
+    assert settings.max_body_bytes == 8 * 1024 * 1024 and settings.api_token is None and settings.request_log
+    assert settings.version_policy == VersionPolicy("latest") and settings.version_labels == {}
+    assert settings.model_config is None
+    server = ServerSettings.from_env()
+    assert (server.bind, server.workers, server.threads, server.timeout) == ("0.0.0.0:8080", 2, 16, 120)
+    assert (server.graceful_timeout, server.keepalive, server.log_level, server.access_log) == (30, 5, "info", None)
+
+
+def test_good_values_parse(monkeypatch):
+    env = {
+        "GLUE_TF_MODEL_DIR": "/models", "GLUE_TF_BATCHING": "Off", "GLUE_TF_MAX_BATCH_SIZE": " 8 ",
+        "GLUE_TF_BATCH_TIMEOUT_MS": "0", "GLUE_TF_MAX_QUEUE": "1", "GLUE_TF_MAX_INSTANCES": "3",
+        "GLUE_TF_MAX_JOB_INSTANCES": "20000", "GLUE_TF_MAX_TEXT_CHARS": "1", "GLUE_TF_MAX_BODY_BYTES": "1024",
+        "GLUE_TF_MAX_CONCURRENT_JOBS": "4", "GLUE_TF_RELOAD_INTERVAL": "0.5", "GLUE_TF_JOB_STALE_SECONDS": "0.25",
+        "GLUE_TF_API_TOKEN": "s3cret", "GLUE_TF_REQUEST_LOG": "YES", "GLUE_TF_MODEL_VERSION_POLICY": "latest:2",
+        "GLUE_TF_MODEL_LABELS": "stable=1, canary=2", "GLUE_TF_MAX_QUEUE_UNKNOWN": "ignored",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.from_env()
+    assert settings.model_dir == "/models" and settings.state_dir == os.path.join("/models", "serving-state")
+    assert settings.batching is False and settings.request_log is True
+    assert (settings.max_batch_size, settings.batch_timeout_ms, settings.max_queue, settings.max_instances) == (8, 0.0, 1, 3)
+    assert (settings.max_job_instances, settings.max_text_chars, settings.max_body_bytes) == (20000, 1, 1024)
+    assert (settings.max_concurrent_jobs, settings.reload_interval, settings.job_stale_seconds) == (4, 0.5, 0.25)
+    assert settings.api_token == "s3cret"
+    assert settings.version_policy == VersionPolicy("latest", num_versions=2)
+    assert settings.version_labels == {"stable": 1, "canary": 2}
+    for word, value in [("1", True), ("0", False), ("TRUE", True), ("false", False), ("on", True), ("no", False)]:
+        monkeypatch.setenv("GLUE_TF_BATCHING", word)
+        assert Settings.from_env().batching is value
+    monkeypatch.setenv("GLUE_TF_STATE_DIR", "/state")
+    assert Settings.from_env().state_dir == "/state"
+
+
+def test_an_empty_variable_is_unset(monkeypatch):
+    monkeypatch.setenv("GLUE_TF_MAX_BATCH_SIZE", "")
+    monkeypatch.setenv("GLUE_TF_API_TOKEN", "")
+    settings = Settings.from_env()
+    assert settings.max_batch_size == 64 and settings.api_token is None
+
+
+def test_overrides_win_and_are_not_read_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("GLUE_TF_MAX_BATCH_SIZE", "abc")
+    settings = Settings.from_env(model_dir=str(tmp_path), max_batch_size=4, version_policy=VersionPolicy("all"))
+    assert settings.max_batch_size == 4 and settings.version_policy.kind == "all"
+    assert settings.state_dir == os.path.join(str(tmp_path), "serving-state")
+    assert Settings.from_env(max_batch_size=4, state_dir="/s").state_dir == "/s"
+    monkeypatch.setenv("GLUE_TF_WORKERS", "x")
+    assert ServerSettings.from_env(workers=3, port=9000).bind == "0.0.0.0:9000"
+
+
+def test_gunicorn_values_parse(monkeypatch):
+    for name, value in {"PORT": "9000", "GLUE_TF_WORKERS": "1", "GLUE_TF_THREADS": "4", "GLUE_TF_TIMEOUT": "0",
+                        "GLUE_TF_GRACEFUL_TIMEOUT": "10", "GLUE_TF_KEEPALIVE": "0", "GLUE_TF_LOG_LEVEL": "DEBUG",
+                        "GLUE_TF_ACCESS_LOG": "-"}.items():
+        monkeypatch.setenv(name, value)
+    server = ServerSettings.from_env()
+    assert server == ServerSettings(port=9000, bind="0.0.0.0:9000", workers=1, threads=4, timeout=0,
+                                    graceful_timeout=10, keepalive=0, log_level="debug", access_log="-")
+    monkeypatch.setenv("GLUE_TF_BIND", "127.0.0.1:0")
+    assert ServerSettings.from_env().bind == "127.0.0.1:0"
+
+
+# --- version policies and labels ------------------------------------------------------------
+@pytest.mark.parametrize("text,policy,selected", [
+    ("latest", VersionPolicy("latest"), [7]),
+    (" LATEST ", VersionPolicy("latest", 1), [7]),
+    ("latest:1", VersionPolicy("latest"), [7]),
+    ("latest:2", VersionPolicy("latest", num_versions=2), [3, 7]),
+    ("latest:10", VersionPolicy("latest", num_versions=10), [1, 2, 3, 7]),
+    ("all", VersionPolicy("all"), [1, 2, 3, 7]),
+    ("specific:2", VersionPolicy("specific", versions=(2,)), [2]),
+    ("specific:7, 1,5", VersionPolicy("specific", versions=(1, 5, 7)), [1, 7]),
+    ("specific:4", VersionPolicy("specific", versions=(4,)), []),
+])
+def test_version_policy_parse_and_select(text, policy, selected):
+    parsed = VersionPolicy.parse(text)
+    assert parsed == policy
+    assert parsed.select([7, 3, 1, 2, 3]) == selected
+    assert parsed.select([]) == []
+    assert VersionPolicy.parse(str(parsed)) == parsed
+
+
+@pytest.mark.parametrize("text", ["latest:0", "latest:", "latest:-1", "latest:x", "specific:", "specific:a",
+                                  "specific:1,,2", "specific:0", "specific", "all:2", "newest", ""])
+def test_bad_version_policies(text):
+    with pytest.raises(ValueError, match="expected latest, latest:N, all or specific:V1,V2"):
+        VersionPolicy.parse(text)
+
+
+def test_version_policy_checks_itself():
+    with pytest.raises(ValueError):
+        VersionPolicy("newest")
+    with pytest.raises(ValueError):
+        VersionPolicy("latest", num_versions=0)
+    with pytest.raises(ValueError):
+        VersionPolicy("specific")
+    assert VersionPolicy("specific", versions=(2, 1, 2)).versions == (1, 2)
+
+
+def test_labels():
+    assert parse_labels("stable=1,canary=2") == {"stable": 1, "canary": 2}
+    assert parse_labels(" a-b_C9 = 10 ") == {"a-b_C9": 10}
+
+
+@pytest.mark.parametrize("text", ["stable", "stable=", "stable=0", "stable=-1", "stable=x", "=1", "sta ble=1",
+                                  "stable=1,stable=2", "stable=1,", "st.able=1"])
+def test_bad_labels(text):
+    with pytest.raises(ValueError, match="expected label=version pairs"):
+        parse_labels(text)
+
+
+def test_a_label_outside_a_specific_policy_is_an_error(monkeypatch):
+    monkeypatch.setenv("GLUE_TF_MODEL_VERSION_POLICY", "specific:1,2")
+    monkeypatch.setenv("GLUE_TF_MODEL_LABELS", "stable=3")
+    with pytest.raises(SettingsError, match=r"^GLUE_TF_MODEL_LABELS='stable=3': label 'stable' names version 3"):
+        Settings.from_env()
+
+
+# --- the model config file ------------------------------------------------------------------
+def test_the_example_config_file(tmp_path):
+    models = parse_model_config_file(write(tmp_path, EXAMPLE))
+    assert models == {
+        "cola": ModelConfig(VersionPolicy("specific", versions=(1, 2)), {"stable": 1, "canary": 2}),
+        "rte": ModelConfig(VersionPolicy("all"), {}),
+    }
+
+
+def test_more_of_the_text_format(tmp_path):
+    path = write(tmp_path, r"""
+        # a comment
+        model_config_list: {
+          config: { name: "sst2"; model_version_policy: { latest: { num_versions: 3 } } },
+          config { name: 'mrpc' model_version_policy { specific { versions: [3, 1] } } }  # trailing
+          config { name: "qq\x70" version_labels { key: "it's" value: 4 } }
+          config { name: 'stsb' model_version_policy { latest {} } }
+        }
+        """)
+    with pytest.raises(ModelConfigError, match="label \"it's\": labels are made of"):
+        parse_model_config_file(path)
+    path.write_text(path.read_text().replace("it's", "it\\x2ds"))
+    assert parse_model_config_file(path) == {
+        "sst2": ModelConfig(VersionPolicy("latest", num_versions=3), {}),
+        "mrpc": ModelConfig(VersionPolicy("specific", versions=(1, 3)), {}),
+        "qqp": ModelConfig(VersionPolicy("latest"), {"it-s": 4}),
+        "stsb": ModelConfig(VersionPolicy("latest"), {}),
+    }
+
+
+BAD_FILES = [
+    ("model_config_list {\n  config {\n    name: 'cola'\n    model_path: '/x'\n  }\n}\n", 4, "unknown field 'model_path'"),
+    ("model_config_list {\n  config {\n    name: 'cola'\n    model_version_policy { specific { versions: 0 } }\n  }\n}\n",
+     4, "version 0"),
+    ("model_config_list {\n  config {\n    name: 'cola'\n    model_version_policy { specific { versions: 'one' } }\n"
+     "  }\n}\n", 4, "versions must be a whole number"),
+    ("model_config_list {\n  config {\n    name: 'cola'\n    model_version_policy { latest { num_versions: 0 } }\n"
+     "  }\n}\n", 4, "num_versions 0"),
+    ("model_config_list {\n  config {\n    name: 'colaa'\n  }\n}\n", 3, "unknown model 'colaa'"),
+    ("model_config_list {\n  config {\n    name: 'ax'\n  }\n}\n", 3, "mnli"),
+    ("model_config_list {\n  config {\n    name: 'cola\n  }\n}\n", 3, "unterminated string"),
+    ("model_config_list {\n  config {\n    name: 'cola'\n", 2, "unterminated '{'"),
+    ("model_config_list {\n  config { name: 'cola' }\n}\n}\n", 4, "expected a field name, not '}'"),
+    ("model_config_list {\n  config { name: 'cola' }\n  config { name: 'cola' }\n}\n", 3, "configured twice"),
+    ("model_config_list {\n  config { name: 'cola' name: 'rte' }\n}\n", 2, "name is given more than once"),
+    ("model_config_list {\n  config { name: 'cola' model_platform: 'pytorch' }\n}\n", 2, "model_platform 'pytorch'"),
+    ("model_config_list {\n  config { name: 'cola'\n model_version_policy { all {} latest {} } }\n}\n", 3,
+     "exactly one of"),
+    ("model_config_list {\n  config { name: 'cola'\n version_labels { key: 'a' value: 1 }\n"
+     " version_labels { key: 'a' value: 1 } }\n}\n", 4, "given twice"),
+    ("model_config_list {\n  config { name: 'cola'\n model_version_policy { specific { versions: 1 } }\n"
+     " version_labels { key: 'canary' value: 2 } }\n}\n", 4, "never serves"),
+    ("model_config_list {\n  config { name cola }\n}\n", 2, "expected ':' after name"),
+    ("\n\nmodel_config_list {\n  config { name: 'cola' @ }\n}\n", 4, "unexpected character '@'"),
+    ("model_config_list {\n}\n", 1, "names no model"),
+    ("# nothing\n", 1, "no model_config_list"),
+]
+
+
+@pytest.mark.parametrize("text,line,message", BAD_FILES)
+def test_a_bad_config_file_names_the_file_and_line(tmp_path, text, line, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ModelConfigError) as caught:
+        parse_model_config_file(path)
+    assert str(caught.value).startswith(f"{path}:{line}: ")
+    assert message in str(caught.value)
+
+
+def test_a_bad_config_file_stops_settings_with_one_line(monkeypatch, tmp_path):
+    path = write(tmp_path, BAD_FILES[0][0])
+    monkeypatch.setenv("GLUE_TF_MODEL_CONFIG_FILE", str(path))
+    with pytest.raises(SettingsError, match=f"^GLUE_TF_MODEL_CONFIG_FILE: {path}:4: unknown field 'model_path'[^\n]*$"):
+        Settings.from_env()
+    monkeypatch.setenv("GLUE_TF_MODEL_CONFIG_FILE", str(tmp_path / "missing.config"))
+    with pytest.raises(SettingsError, match="^GLUE_TF_MODEL_CONFIG_FILE: .*missing.config: cannot read it"):
+        Settings.from_env()
+
+
+@pytest.mark.parametrize("variable,value", [("GLUE_TF_MODEL_VERSION_POLICY", "all"),
+                                            ("GLUE_TF_MODEL_LABELS", "stable=1")])
+def test_the_config_file_excludes_the_policy_variables(monkeypatch, tmp_path, variable, value):
+    monkeypatch.setenv("GLUE_TF_MODEL_CONFIG_FILE", str(write(tmp_path, EXAMPLE)))
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=f"^{variable} cannot be used with GLUE_TF_MODEL_CONFIG_FILE"):
+        Settings.from_env()
+
+
+def test_model_config_for(monkeypatch, tmp_path):
+    monkeypatch.setenv("GLUE_TF_MODEL_CONFIG_FILE", str(write(tmp_path, EXAMPLE)))
+    settings = Settings.from_env()
+    assert settings.model_config_for("cola") == ModelConfig(VersionPolicy("specific", versions=(1, 2)),
+                                                             {"stable": 1, "canary": 2})
+    assert settings.model_config_for("rte") == ModelConfig(VersionPolicy("all"), {})
+    assert settings.model_config_for("sst2") is None  # not in the file: not served, as in TF Serving
+    monkeypatch.delenv("GLUE_TF_MODEL_CONFIG_FILE")
+    assert Settings.from_env().model_config_for("sst2") == ModelConfig(VersionPolicy("latest"), {})
+    monkeypatch.setenv("GLUE_TF_MODEL_VERSION_POLICY", "latest:2")
+    monkeypatch.setenv("GLUE_TF_MODEL_LABELS", "stable=3")
+    assert Settings.from_env().model_config_for("mnli") == ModelConfig(VersionPolicy("latest", 2), {"stable": 3})
+
+
+def test_ax_follows_the_mnli_model(monkeypatch, tmp_path):
+    monkeypatch.setenv("GLUE_TF_MODEL_CONFIG_FILE", str(write(tmp_path, "model_config_list { config { name: 'mnli' } }")))
+    assert Settings.from_env().model_config_for("ax") == ModelConfig(VersionPolicy("latest"), {})
+
+
+# --- the master stays light, and stops at once ----------------------------------------------
+def test_the_settings_modules_import_no_heavy_library():
+    code = ("import sys, serving.settings, serving.model_config; "
+            "print(sorted(m for m in ('tensorflow', 'flask', 'numpy', 'google.protobuf') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("variable,value", [("GLUE_TF_MAX_BATCH_SIZE", "abc"), ("GLUE_TF_WORKERS", "two")])
+def test_gunicorn_stops_at_once_with_one_line(tmp_path, variable, value):
+    env = {name: v for name, v in os.environ.items() if not name.startswith("GLUE_TF_") and name != "PORT"}
+    env.update(GLUE_TF_MODEL_DIR=str(tmp_path / "models"), GLUE_TF_STATE_DIR=str(tmp_path / "state"),
+               GLUE_TF_BIND="127.0.0.1:0", **{variable: value})
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "serving/gunicorn.conf.py"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=30)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"glue-tf: {variable}={value!r}: expected a whole number >= 1" in output.splitlines()
+    assert "Traceback" not in output
+    assert "Booting worker" not in output
