@@ -30,7 +30,7 @@ class Service:
         self.limits = schemas.Limits(settings.max_instances, settings.max_text_chars)
         self.job_limits = schemas.Limits(settings.max_job_instances, settings.max_text_chars)
         os.makedirs(settings.state_dir, exist_ok=True)
-        self.telemetry = Telemetry()
+        self.telemetry = Telemetry(refresh_every=5.0)
         self.registry = ModelRegistry(settings.model_dir, settings.model_config_for)
         self.registry.refresh()
         self.registry.start_watching(settings.reload_interval)

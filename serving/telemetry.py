@@ -39,7 +39,9 @@ def multiprocess_enabled() -> bool:
 
 
 class Telemetry:
-    def __init__(self):
+    def __init__(self, refresh_every: float | None = None):
+        """``refresh_every``: also refresh this process's memory and CPU gauges on a timer, so a worker
+        that answers no request (the load balancer sent it none) does not report its boot-time figures."""
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         if self.multiprocess != multiprocess_enabled():
             # prometheus_client picks its value store when first imported; a variable set
@@ -76,6 +78,14 @@ class Telemetry:
         self._job_states: set[str] = set()
         self._last_process_refresh = float("-inf")
         self._refresh_process(force=True)
+        if refresh_every:
+            threading.Thread(target=self._refresh_loop, args=(refresh_every,), name="process-metrics",
+                             daemon=True).start()
+
+    def _refresh_loop(self, interval: float) -> None:
+        while True:
+            time.sleep(interval)
+            self._refresh_process(force=True)
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float,
                         task: str | None = None, model_version: int | None = None) -> None:

@@ -98,6 +98,7 @@ def test_info_endpoints(server):
     status, _, spec = call(server, "GET", "/openapi.json")
     assert status == 200 and spec["openapi"].startswith("3.")
     assert {"/predict/{task}", "/v1/models/{task}:predict", "/score", "/jobs", "/jobs/{job_id}", "/metrics"} <= set(spec["paths"])
+    assert call(server, "POST", "/predict/cola", {"instances": ["The cat sat."]})[0] == 200
     status, _, text = call(server, "GET", "/metrics")
     assert status == 200
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
@@ -107,9 +108,9 @@ def test_info_endpoints(server):
     assert predicted >= 1
     assert samples[("glue_tf_batch_size_count", (("model_version", "1"), ("task", "cola")))] >= 1
     assert any(name == "glue_tf_request_seconds_bucket" for name, _ in samples)
-    assert {dict(labels)["state"] for name, labels in samples if name == "glue_tf_jobs"} >= {"queued", "succeeded"}
+    assert {dict(labels)["state"] for name, labels in samples if name == "glue_tf_jobs"} >= {"queued", "succeeded"}, text
     rss = [value for (name, labels), value in samples.items() if name == "glue_tf_process_resident_memory_bytes"]
-    assert len(rss) == SERVER_WORKERS and min(rss) > 50e6  # one gauge per live worker
+    assert len(rss) == SERVER_WORKERS and min(rss) > 50e6, rss  # one gauge per live worker
 
 
 BAD_REQUESTS = [

@@ -177,6 +177,23 @@ def _run(code: str, metrics_dir: Path, *args: str) -> bytes:
     return done.stdout
 
 
+def test_process_gauges_refresh_on_a_timer_without_requests(monkeypatch):
+    """A worker the load balancer sends nothing must not report its boot-time memory for ever."""
+    import time
+
+    rss = iter(range(1_000_000, 2_000_000_000, 1_000_000))
+    monkeypatch.setattr(telemetry, "_resident_bytes", lambda: next(rss))
+    from prometheus_client import generate_latest
+
+    t = Telemetry(refresh_every=0.05)
+    def current():  # read without render(), which would refresh the gauges itself
+        return value(samples(generate_latest(t.registry)), "glue_tf_process_resident_memory_bytes")
+
+    first = current()
+    time.sleep(0.5)
+    assert current() > first  # refreshed with no request and no scrape
+
+
 def test_multiprocess_counters_add_up_and_dead_workers_leave_live_gauges(tmp_path):
     from prometheus_client.multiprocess import mark_process_dead
 
