@@ -4,6 +4,7 @@ against); this module only says which route takes which body and answers what.""
 from __future__ import annotations
 
 from glue_tf.tasks import TASKS
+from serving.jobs import STATES
 
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["code", "message"],
@@ -21,7 +22,7 @@ def _ok(description: str, schema: dict | None = None) -> dict:
 
 def _errors(codes, tf_serving: bool = False) -> dict:
     texts = {400: "invalid request", 401: "missing or wrong bearer token", 404: "unknown task, version, label or job, "
-             "or no model loaded", 413: "over a limit", 429: "queue full", 503: "not ready"}
+             "or no model loaded", 409: "the job has already finished", 413: "over a limit", 429: "queue full", 503: "the job store is unavailable (retry after Retry-After seconds)"}
     ref = {"$ref": "#/components/schemas/TfServingError" if tf_serving else "#/components/schemas/Error"}
     return {str(code): {"description": texts[code], "content": _json(ref)} for code in codes}
 
@@ -60,7 +61,9 @@ def _tf_serving_paths(bodies: dict, task_param: dict) -> dict:
 def document(settings, bodies: dict) -> dict:
     task_param = _path_param("task", {"type": "string", "enum": list(TASKS)})
     secured = {"security": [{"bearer": []}]} if settings.api_token else {}
-    guarded = (400, 401, 404, 413) if settings.api_token else (400, 404, 413)
+    token = (401,) if settings.api_token else ()
+    guarded = (400, *token, 404, 413)
+    job_param = _path_param("job_id", {"type": "string", "pattern": "^[0-9a-f]{32}$"})
     body = lambda name: {"required": True, "content": _json(bodies[name])}  # noqa: E731
     predictions = {"type": "object", "required": ["predictions"],
                    "properties": {"predictions": {"type": "array", "items": {"type": "object"}}}}
@@ -78,14 +81,20 @@ def document(settings, bodies: dict) -> dict:
             "summary": "Several tasks at once; the GLUE score only with all nine", **secured,
             "requestBody": body("score_many"),
             "responses": {"200": _ok("per-task metrics, mean, GLUE score"), **_errors(guarded)}}},
-        "/jobs": {"post": {
-            "summary": "Score a large labelled set in the background", **secured, "requestBody": body("job"),
-            "responses": {"202": _ok("the job id"), **_errors(guarded)}}},
-        "/jobs/{job_id}": {"get": {
-            "summary": "Job progress and result", **secured,
-            "parameters": [_path_param("job_id", {"type": "string", "pattern": "^[0-9a-f]{32}$"})],
-            "responses": {"200": _ok("status, progress, result"),
-                          **_errors((401, 404) if settings.api_token else (404,))}}},
+        "/jobs": {
+            "post": {"summary": "Score a large labelled set in the background", **secured,
+                     "requestBody": body("job"),
+                     "responses": {"202": _ok("the job id"), **_errors((*guarded, 429, 503))}},
+            "get": {"summary": "Jobs, newest first, optionally in one state", **secured, "parameters": [
+                {"name": "status", "in": "query", "required": False, "schema": {"type": "string", "enum": list(STATES)}},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+                    "responses": {"200": _ok("jobs"), **_errors((*token, 400, 503))}}},
+        "/jobs/{job_id}": {
+            "get": {"summary": "Job progress and result", **secured, "parameters": [job_param],
+                    "responses": {"200": _ok("status, progress, result"), **_errors((*token, 404, 503))}},
+            "delete": {"summary": "Cancel a queued or running job", **secured, "parameters": [job_param],
+                       "responses": {"200": _ok("the cancelled job"), **_errors((*token, 404, 409, 503))}}},
         "/v1/tasks": {"get": {"summary": "Loaded tasks, labels, fields, versions, dev metrics",
                               "responses": {"200": _ok("tasks")}}},
         "/healthz": {"get": {"summary": "Alive", "responses": {"200": _ok("ok")}}},

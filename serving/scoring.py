@@ -39,15 +39,27 @@ def parse_job(body, limits: Limits) -> tuple[dict[str, dict], bool]:
 
 def score_splits(task: Task, splits: dict, predict) -> dict:
     """``predict(columns) -> outputs``; returns metrics per split, the task score and the human row."""
+    return score_predictions(task, {split: (labels, metrics.predictions_from_outputs(task, predict(columns)))
+                                    for split, (columns, labels) in splits.items()})
+
+
+def plan_chunks(parsed: dict[str, dict], size: int) -> list[tuple[str, str, int, int]]:
+    """A job's work in pieces any worker can score: ``(task, split, start, stop)``, at most ``size`` each."""
+    return [(name, split, start, min(start + size, len(labels)))
+            for name, splits in parsed.items() for split, (_, labels) in splits.items()
+            for start in range(0, len(labels), size)]
+
+
+def score_predictions(task: Task, splits: dict) -> dict:
+    """``{split: (labels, predictions)}`` -> metrics per split, the task score and the human row."""
     per_split = {}
-    for split, (columns, labels) in splits.items():
-        predictions = metrics.predictions_from_outputs(task, predict(columns))
+    for split, (labels, predictions) in splits.items():
         per_split[split] = {k: 100.0 * v for k, v in metrics.compute_metrics(task, labels, predictions).items()}
     components = {key: per_split[split][metric] for key, split, metric in task.score_components if split in per_split}
     complete = len(components) == len(task.score_components)
     return {
         "task": task.name,
-        "examples": {split: len(labels) for split, (_, labels) in splits.items()},
+        "examples": {split: len(labels) for split, (labels, _) in splits.items()},
         "metrics": per_split,
         "score": metrics.task_score(task, components) if complete else None,
         "components": components,

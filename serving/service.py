@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 
 import numpy as np
 
+from glue_tf import metrics
 from glue_tf.tasks import TASKS, Task
 from serving import schemas, scoring
 from serving.batching import Batcher
-from serving.errors import ApiError, ModelNotLoaded
-from serving.jobs import JobRunner, JobStore
+from serving.errors import ApiError, ModelNotLoaded, NotFound, Overloaded
+from serving.jobs import Chunk, JobRunner, open_store
 from serving.models import LoadedModel, ModelRegistry
 from serving.settings import Settings
 from serving.telemetry import Telemetry
@@ -34,10 +36,12 @@ class Service:
         self.registry = ModelRegistry(settings.model_dir, settings.model_config_for)
         self.registry.refresh()
         self.registry.start_watching(settings.reload_interval)
-        self.jobs = JobStore(os.path.join(settings.state_dir, "jobs.sqlite3"))
-        self.runner = JobRunner(self.jobs, self._run_job, settings.max_concurrent_jobs, settings.job_stale_seconds)
+        self.jobs = open_store(settings)
+        self._job_requests: OrderedDict[str, tuple[dict, bool]] = OrderedDict()  # parsed, per job, a few
         self._batchers: dict[tuple, Batcher] = {}
         self._lock = threading.Lock()
+        self.runner = JobRunner(self.jobs, self._score_chunk, self._assemble_job, settings.max_concurrent_jobs,
+                                settings.job_stale_seconds, settings.job_retention_seconds)
 
     # --- models ---------------------------------------------------------------------------
     def model(self, task: Task, version: int | None = None, label: str | None = None) -> LoadedModel:
@@ -109,9 +113,51 @@ class Service:
             done += sum(len(labels) for _, labels in splits.values())
         return results
 
-    def _run_job(self, job: dict, beat) -> dict:
-        parsed, many = scoring.parse_job(job["request"], self.job_limits)
-        results = self.score(parsed, beat)
+    # --- jobs: split into chunks that any worker of any replica scores --------------------------
+    def create_job(self, body) -> tuple[str, int]:
+        """Checks a job body, then queues it; returns ``(job id, instances)``."""
+        parsed, _ = scoring.parse_job(body, self.job_limits)
+        for name in parsed:
+            self.model(TASKS[name])  # 404 now rather than a failed job later
+        if self.jobs.active() >= self.settings.max_concurrent_jobs * 4:
+            raise Overloaded("too many scoring jobs are queued or running; retry later", headers={"Retry-After": "10"})
+        chunks = scoring.plan_chunks(parsed, self.settings.max_batch_size * 4)
+        job_id = self.jobs.create(body, chunks)
+        self.runner.wake()
+        return job_id, scoring.total_instances(parsed)
+
+    def _parsed_job(self, job_id: str) -> tuple[dict, bool]:
+        with self._lock:
+            if job_id in self._job_requests:
+                return self._job_requests[job_id]
+        job = self.jobs.get(job_id, with_request=True)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        parsed = scoring.parse_job(job["request"], self.job_limits)
+        with self._lock:
+            self._job_requests[job_id] = parsed
+            while len(self._job_requests) > 4:
+                self._job_requests.popitem(last=False)
+        return parsed
+
+    def _score_chunk(self, job_id: str, chunk: Chunk, keep_alive) -> list:
+        """One chunk's predictions (label ids or scores), renewing its lease between batches."""
+        parsed, _ = self._parsed_job(job_id)
+        task = TASKS[chunk.task]
+        columns, _ = parsed[chunk.task][chunk.split]
+        piece = {field: texts[chunk.start : chunk.stop] for field, texts in columns.items()}
+        outputs = self.predict_chunked(self.model(task), piece, on_progress=lambda _: keep_alive())
+        return metrics.predictions_from_outputs(task, outputs).tolist()
+
+    def _assemble_job(self, job_id: str) -> dict:
+        """The job's result from its chunks' predictions, as ``/score`` would give it."""
+        parsed, many = self._parsed_job(job_id)
+        predictions: dict[tuple[str, str], list] = {}
+        for task, split, _, result in self.jobs.chunk_results(job_id):
+            predictions.setdefault((task, split), []).extend(result)
+        results = {name: scoring.score_predictions(TASKS[name], {
+            split: (labels, np.asarray(predictions[(name, split)])) for split, (_, labels) in splits.items()})
+            for name, splits in parsed.items()}
         return scoring.summarize(results) if many else next(iter(results.values()))
 
 

@@ -90,6 +90,12 @@ def string(value: str) -> str:
     return value
 
 
+def postgres_url(value: str) -> str:
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("expected a PostgreSQL URL, postgresql://user:password@host:5432/database")
+    return value
+
+
 def config_file(path: str) -> dict[str, ModelConfig]:
     return parse_model_config_file(path)  # its errors name the file and line
 
@@ -105,7 +111,7 @@ def _read(variables: dict[str, tuple[str, Callable]], overrides: dict) -> dict:
             values[field] = parse(raw)
         except ValueError as error:
             message = " ".join(str(error).split())  # one line, whatever the parser said
-            if parse is config_file:
+            if parse in (config_file, postgres_url):  # a path says it all; a URL may hold a password
                 raise SettingsError(f"{variable}: {message}") from None
             raise SettingsError(f"{variable}={raw!r}: {message}") from None
     return values
@@ -129,6 +135,8 @@ SETTINGS_VARIABLES: dict[str, tuple[str, Callable]] = {
     "version_policy": ("GLUE_TF_MODEL_VERSION_POLICY", VersionPolicy.parse),
     "version_labels": ("GLUE_TF_MODEL_LABELS", parse_labels),
     "model_config": ("GLUE_TF_MODEL_CONFIG_FILE", config_file),
+    "database_url": ("GLUE_TF_DATABASE_URL", postgres_url),
+    "job_retention_seconds": ("GLUE_TF_JOB_RETENTION_SECONDS", number(0)),
 }
 
 
@@ -154,6 +162,8 @@ class Settings:
     version_policy: VersionPolicy = VersionPolicy("latest")
     version_labels: dict[str, int] = dataclasses.field(default_factory=dict)
     model_config: dict[str, ModelConfig] | None = None  # from GLUE_TF_MODEL_CONFIG_FILE; None: no file
+    database_url: str | None = None  # libpq URL of a PostgreSQL job store; None: SQLite in state_dir
+    job_retention_seconds: float = 604800.0  # finished jobs are kept this long (7 days)
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":

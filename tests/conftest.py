@@ -94,3 +94,37 @@ def tiny_exports(tmp_path_factory) -> Path:
     from support.tiny import make_tiny_exports
 
     return make_tiny_exports(tmp_path_factory.mktemp("tiny_run") / "run", ("cola", "mrpc", "stsb", "rte"))
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster (``support.postgres.PostgresCluster``) for the session.
+
+    Skips where Debian's ``postgresql`` package is missing, fails under ``CI`` (.ci/run installs it).
+    A test may ``kill()`` it; the next ``postgres_url`` restarts it on the same port.
+    """
+    from support.postgres import MISSING, PostgresCluster
+
+    if not PostgresCluster.available():
+        if os.environ.get("CI"):
+            pytest.fail(f"{MISSING} (.ci/run installs Debian's postgresql package)")
+        pytest.skip(f"{MISSING} (apt-get install postgresql)")
+    cluster = PostgresCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres) -> str:
+    """libpq URL of a fresh empty database (``test_<uuid hex>``) on the session cluster, dropped after."""
+    if not postgres.running:
+        postgres.restart()
+    url = postgres.new_database()
+    yield url
+    if postgres.running:
+        try:
+            postgres.drop_database(url.rsplit("/", 1)[1])
+        except Exception:
+            pass

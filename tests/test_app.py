@@ -205,3 +205,28 @@ def test_b64_values_decode_to_the_same_answer(client):
     assert sent["predictions"][0]["probabilities"] == pytest.approx(plain["predictions"][0]["probabilities"], abs=1e-6)
     bad = client.post("/v1/models/cola:predict", json={"instances": [{"sentence": {"b64": "//79"}}]})
     assert bad.status_code == 400 and "instances[0].sentence" in bad.get_json()["error"]
+
+
+def test_jobs_are_listed_by_state_and_cancelled(tiny_exports, tmp_path):
+    models = tmp_path / "run"
+    shutil.copytree(tiny_exports / "models" / "rte", models / "models" / "rte")
+    app = _app(models, tmp_path / "state")
+    app.extensions["glue_tf"].runner.stop()  # nothing scores: the jobs stay queued for this test
+    client = app.test_client()
+    body = {"task": "rte", "instances": [{"sentence1": "a", "sentence2": "b"}] * 3, "labels": [0, 1, 0]}
+    first = client.post("/jobs", json=body).get_json()["id"]
+    second = client.post("/jobs", json=body).get_json()["id"]
+    listed = client.get("/jobs?status=queued").get_json()["jobs"]
+    assert [job["id"] for job in listed] == [second, first]
+    assert listed[0]["progress"] == {"done": 0, "total": 3}
+    cancelled = client.delete(f"/jobs/{first}")
+    assert cancelled.status_code == 200 and cancelled.get_json()["status"] == "cancelled"
+    again = client.delete(f"/jobs/{first}")
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "job_finished"
+    assert [job["id"] for job in client.get("/jobs?status=cancelled&limit=5").get_json()["jobs"]] == [first]
+    assert [job["id"] for job in client.get("/jobs?limit=1").get_json()["jobs"]] == [second]
+    assert client.get("/jobs?status=lost").status_code == 400
+    assert client.get("/jobs?limit=0").status_code == 400
+    assert client.delete("/jobs/" + "0" * 32).status_code == 404
+    ready = client.get("/readyz").get_json()
+    assert ready["job_store"] == {"backend": "sqlite", "available": True}

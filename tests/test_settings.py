@@ -339,3 +339,13 @@ def test_gunicorn_stops_at_once_with_one_line(tmp_path, variable, value):
     assert f"glue-tf: {variable}={value!r}: expected a whole number >= 1" in output.splitlines()
     assert "Traceback" not in output
     assert "Booting worker" not in output
+
+
+def test_a_database_url_must_be_postgresql_and_is_never_echoed(monkeypatch):
+    monkeypatch.setenv("GLUE_TF_DATABASE_URL", "mysql://admin:hunter2@db/jobs")
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env()
+    assert "GLUE_TF_DATABASE_URL" in str(refused.value) and "postgresql://" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
+    monkeypatch.setenv("GLUE_TF_DATABASE_URL", "postgresql://glue:pw@db:5432/gluetf")
+    assert Settings.from_env().database_url == "postgresql://glue:pw@db:5432/gluetf"

@@ -8,6 +8,7 @@ from glue_tf import metrics as glue_metrics
 from glue_tf.tasks import GLUE_TASKS, HUMAN_GLUE_SCORE, TASKS
 from serving import schemas
 from serving.http import service
+from serving.jobs import StoreUnavailable
 
 operations = Blueprint("operations", __name__)
 
@@ -48,7 +49,10 @@ def healthz():
 def readyz():
     svc = service()
     loaded = svc.registry.loaded()
-    body = {"ready": bool(loaded), "models": {name: m.version for name, m in loaded.items()}}
+    # Readiness is about answering predictions: a job store that is down does not take a replica out of
+    # the load balancer (its job routes answer 503 meanwhile); it is reported here.
+    body = {"ready": bool(loaded), "models": {name: m.version for name, m in loaded.items()},
+            "job_store": {"backend": svc.jobs.backend, "available": svc.jobs.available}}
     if not loaded:
         body["reason"] = f"no complete model export under {svc.settings.model_dir}/models/"
         return body, 503
@@ -58,7 +62,10 @@ def readyz():
 @operations.get("/metrics")
 def metrics_endpoint():
     svc = service()
-    svc.telemetry.set_job_counts(svc.jobs.counts())
+    try:
+        svc.telemetry.set_job_counts(svc.jobs.counts())
+    except StoreUnavailable:
+        pass  # the other metrics still matter most when the job store is down
     body, content_type = svc.telemetry.render()
     return Response(body, content_type=content_type)
 

@@ -1,15 +1,16 @@
 """Scoring with the official metrics: ``/score/<task>`` and ``/score`` answer at once; ``/jobs`` scores
-large sets in the background (any worker answers for any job, see ``serving.jobs``)."""
+large sets in the background, listed, polled and cancelled on any worker of any replica sharing the job
+store (``serving.jobs``). A job store that cannot be reached answers 503 with ``Retry-After``."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 
-from glue_tf.tasks import TASKS
 from serving import schemas
 from serving import scoring as scores
-from serving.errors import NotFound, Overloaded
+from serving.errors import ApiError, NotFound
 from serving.http import json_body, note, require_token, service
+from serving.jobs import STATES
 
 scoring = Blueprint("scoring", __name__)
 
@@ -36,31 +37,42 @@ def score_many():
 @scoring.post("/jobs")
 def create_job():
     require_token()
-    svc = service()
-    body = json_body()
-    parsed, _ = scores.parse_job(body, svc.job_limits)
-    for name in parsed:
-        svc.model(TASKS[name])  # 404 now rather than a failed job later
-    if svc.jobs.active() >= svc.settings.max_concurrent_jobs * 4:
-        raise Overloaded("too many scoring jobs are queued or running; retry later", headers={"Retry-After": "10"})
-    total = scores.total_instances(parsed)
-    note(instances=total)
-    job_id = svc.jobs.create(body, total)
-    svc.runner.submit(job_id)
+    job_id, instances = service().create_job(json_body())
+    note(instances=instances)
     return jsonify({"id": job_id, "status": "queued", "url": f"/jobs/{job_id}"}), 202, {"Location": f"/jobs/{job_id}"}
 
 
-@scoring.get("/jobs/<job_id>")
-def get_job(job_id):
+@scoring.get("/jobs")
+def list_jobs():
     require_token()
+    status = request.args.get("status")
+    if status is not None and status not in STATES:
+        raise ApiError(f"status {status!r} is not one of {list(STATES)}")
+    limit = request.args.get("limit", "100")
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        raise ApiError(f"limit {limit!r} must be a whole number from 1 to 1000")
+    return {"jobs": service().jobs.list(status, int(limit))}
+
+
+def _job_or_404(job_id: str) -> dict:
     if len(job_id) != 32 or any(c not in "0123456789abcdef" for c in job_id):
         raise NotFound(f"no job {job_id!r}")
     job = service().jobs.get(job_id)
     if job is None:
         raise NotFound(f"no job {job_id!r}")
-    return {
-        "id": job["id"], "status": job["status"],
-        "progress": {"done": job["done"], "total": job["total"]},
-        "result": job["result"], "error": job["error"],
-        "created_at": job["created_at"], "updated_at": job["updated_at"], "attempts": job["attempts"],
-    }
+    return job
+
+
+@scoring.get("/jobs/<job_id>")
+def get_job(job_id):
+    require_token()
+    return _job_or_404(job_id)
+
+
+@scoring.delete("/jobs/<job_id>")
+def cancel_job(job_id):
+    require_token()
+    job = _job_or_404(job_id)
+    if not service().jobs.cancel(job_id):
+        raise ApiError(f"job {job_id} has already {job['status']}", status=409, code="job_finished")
+    return _job_or_404(job_id)
