@@ -44,8 +44,9 @@ test: $(VENV)/.installed
 test-fast: $(VENV)/.installed
 	GLUE_DIR=$(GLUE_DIR) TFDS_MANUAL_DIR=$(TFDS_MANUAL_DIR) $(BIN)/python -m pytest -m "not slow and not long" $(PYTEST_ARGS)
 
-# Killed and crashed training, full disks, a 20,000-request load test with a worker killed,
-# schemathesis against the live API: see docs/RELIABILITY.md.
+# Killed and crashed training, full disks, a 20,000-request load test with a worker killed, a
+# 3,000-request run a third hostile, schemathesis against the live API, TF Serving's REST API
+# form by form, two replicas sharing PostgreSQL, multi-worker training: see docs/RELIABILITY.md.
 test-long: $(VENV)/.installed
 	GLUE_DIR=$(GLUE_DIR) TFDS_MANUAL_DIR=$(TFDS_MANUAL_DIR) $(BIN)/python -m pytest -m long $(PYTEST_ARGS)
 

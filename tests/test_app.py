@@ -158,8 +158,15 @@ def test_openapi_publishes_the_schemas_requests_are_checked_against(client):
     assert "/v1/models/{task}/labels/{label}:classify" in spec["paths"]
 
 
+def _only(tiny_exports, tmp_path, task: str):
+    """A run folder with one task's export: an app over it loads one model, not four."""
+    folder = tmp_path / "run"
+    shutil.copytree(tiny_exports / "models" / task, folder / "models" / task)
+    return folder
+
+
 def test_a_token_guards_scoring_and_openapi_says_so(tiny_exports, tmp_path):
-    client = _app(tiny_exports, tmp_path / "state", api_token="s3cret").test_client()
+    client = _app(_only(tiny_exports, tmp_path, "rte"), tmp_path / "state", api_token="s3cret").test_client()
     body = {"instances": [{"sentence1": "a", "sentence2": "b"}], "labels": [1]}
     refused = client.post("/score/rte", json=body)
     assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == "Bearer"
@@ -170,8 +177,7 @@ def test_a_token_guards_scoring_and_openapi_says_so(tiny_exports, tmp_path):
 
 
 def test_version_policy_and_labels_pin_versions(tiny_exports, tmp_path):
-    models = tmp_path / "run"
-    shutil.copytree(tiny_exports / "models" / "cola", models / "models" / "cola")
+    models = _only(tiny_exports, tmp_path, "cola")
     shutil.copytree(models / "models" / "cola" / "1", models / "models" / "cola" / "2")
     client = _app(models, tmp_path / "state", version_policy=_policy("all"),
                   version_labels={"stable": 1, "canary": 2}).test_client()
@@ -208,9 +214,7 @@ def test_b64_values_decode_to_the_same_answer(client):
 
 
 def test_jobs_are_listed_by_state_and_cancelled(tiny_exports, tmp_path):
-    models = tmp_path / "run"
-    shutil.copytree(tiny_exports / "models" / "rte", models / "models" / "rte")
-    app = _app(models, tmp_path / "state")
+    app = _app(_only(tiny_exports, tmp_path, "rte"), tmp_path / "state")
     app.extensions["glue_tf"].runner.stop()  # nothing scores: the jobs stay queued for this test
     client = app.test_client()
     body = {"task": "rte", "instances": [{"sentence1": "a", "sentence2": "b"}] * 3, "labels": [0, 1, 0]}

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# Two TensorFlow workers training in lockstep: `make test-long` (CI runs it).
+pytestmark = pytest.mark.long
 JOB = Path(__file__).parent / "support" / "multiworker_job.py"
 
 
@@ -47,7 +48,6 @@ SCRIPT = Path(__file__).parents[1] / "scripts" / "train_two_hosts.sh"
 STRATEGY = "MultiWorkerMirroredStrategy (2 workers, 2 replicas)"  # distribute.select_strategy's wording
 
 
-@pytest.mark.long
 def test_train_all_on_two_loopback_hosts_with_the_shell_recipe(tiny_preset, small_glue_dir, tmp_path):
     """`scripts/train_two_hosts.sh` itself, run twice as hosts 0 and 1 of HOSTS on loopback ports.
 

@@ -22,7 +22,9 @@ import pytest
 
 from support.server import Server, request
 
-pytestmark = pytest.mark.slow
+# A gunicorn server and ~90 requests: `make test-long` (CI runs it); tests/test_app.py covers the same
+# routes in-process in `make test`.
+pytestmark = pytest.mark.long
 
 COLA_LABELS = ["unacceptable", "acceptable"]
 RTE_LABELS = ["entailment", "not_entailment"]

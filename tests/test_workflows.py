@@ -14,7 +14,8 @@ from glue_tf.metrics import compute_metrics
 from glue_tf.tasks import TASKS
 from glue_tf.train import train_task
 
-pytestmark = pytest.mark.slow
+# Several training runs each: `make test-long` (CI runs it), to keep `make test` under 15 minutes.
+pytestmark = pytest.mark.long
 
 
 def _train_all(preset, glue, out, *extra):

@@ -49,9 +49,12 @@ class JobRunner:
         """A job was just created: look for work now rather than at the next poll."""
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stops claiming; returns once the threads have finished what they held (or after ``timeout``)."""
         self._stop.set()
         self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
