@@ -146,7 +146,9 @@ def _validator(kind: str, task_name: str | None, limits: Limits):
     return jsonschema_rs.validator_for(_schema(kind, task_name, limits))
 
 
+@functools.lru_cache(maxsize=256)
 def _schema(kind: str, task_name: str | None, limits: Limits) -> dict:
+    """Built once per body kind, task and limits (read-only after): requests reuse it and its validator."""
     build = {"predict": predict_body, "tf_predict": tf_serving_predict_body, "tf_examples": tf_serving_examples_body,
              "score": score_body, "job": job_body}
     if kind == "score_many":
