@@ -11,9 +11,12 @@ COPY serving ./serving
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # --- runtime stage: TensorFlow, tensorflow-text, Flask, gunicorn; no KerasHub, no tfds ---
+# The service's dependencies at the exact versions of requirements/lock.txt, the set `make install`
+# installs and `make test` tests (as constraints: only what the service needs, not the training set).
 FROM python:3.11-slim
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
+COPY requirements/lock.txt /tmp/lock.txt
+RUN pip install --no-cache-dir --constraint /tmp/lock.txt /wheels/*.whl && rm -rf /wheels /tmp/lock.txt \
     && groupadd --system --gid 10001 glue && useradd --system --uid 10001 --gid glue --no-create-home --shell /usr/sbin/nologin glue \
     && mkdir -p /models /var/lib/glue-tf && chown 10001:10001 /var/lib/glue-tf
 COPY serving/gunicorn.conf.py /etc/glue-tf/gunicorn.conf.py

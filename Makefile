@@ -2,9 +2,16 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PRETRAINED := models/pretrained/minilm-l6-h384-uncased
-GLUE_DIR ?= ../shared/glue_data
-TFDS_MANUAL_DIR ?= ../shared/glue_tfds_manual
+PRETRAINED := models/pretrained/all-minilm-l6-v2
+# Where GLUE comes from: tfds by default (downloads to TFDS_DATA_DIR, else ~/tensorflow_datasets);
+# offline, GLUE_DIR=<a GLUE TSV folder> or TFDS_MANUAL_DIR=<a folder of the official archives>.
+GLUE_DIR ?=
+TFDS_MANUAL_DIR ?=
+DATA_FLAGS = $(if $(GLUE_DIR),--glue-dir $(GLUE_DIR),) $(if $(TFDS_MANUAL_DIR),--tfds-manual-dir $(TFDS_MANUAL_DIR),)
+# The real GLUE data some tests compare with (they skip, saying so, where it is absent).
+GLUE_TF_TEST_GLUE_DIR ?= ../shared/glue_data
+GLUE_TF_TEST_TFDS_MANUAL_DIR ?= ../shared/glue_tfds_manual
+TEST_DATA = GLUE_TF_TEST_GLUE_DIR=$(GLUE_TF_TEST_GLUE_DIR) GLUE_TF_TEST_TFDS_MANUAL_DIR=$(GLUE_TF_TEST_TFDS_MANUAL_DIR)
 PYTEST_ARGS ?=
 BACKBONE ?= $(PRETRAINED)
 EPOCHS ?= 3
@@ -14,8 +21,9 @@ TRAIN_ARGS ?=
 MODEL_DIR ?= $(OUT)
 PORT ?= 8080
 IMAGE ?= glue-tf-serving
+QUICKSTART_OUT ?= runs/quickstart
 
-.PHONY: install lock pretrained test test-fast test-long data-check train-all submit serve bench bench-install bench-serving docker-build docker-run clean
+.PHONY: install lock pretrained test test-fast test-long data-check quickstart train-all submit serve bench bench-install bench-serving docker-build docker-run clean
 
 install: $(VENV)/.installed pretrained
 
@@ -39,23 +47,29 @@ pretrained: $(VENV)/.installed
 
 # The suite (under 15 minutes on 2 cores); the long fault/load/fuzz runs have their own target.
 test: $(VENV)/.installed
-	GLUE_DIR=$(GLUE_DIR) TFDS_MANUAL_DIR=$(TFDS_MANUAL_DIR) $(BIN)/python -m pytest -m "not long" $(PYTEST_ARGS)
+	$(TEST_DATA) $(BIN)/python -m pytest -m "not long" $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed
-	GLUE_DIR=$(GLUE_DIR) TFDS_MANUAL_DIR=$(TFDS_MANUAL_DIR) $(BIN)/python -m pytest -m "not slow and not long" $(PYTEST_ARGS)
+	$(TEST_DATA) $(BIN)/python -m pytest -m "not slow and not long" $(PYTEST_ARGS)
 
 # Killed and crashed training, full disks, a 20,000-request load test with a worker killed, a
 # 3,000-request run a third hostile, schemathesis against the live API, TF Serving's REST API
 # form by form, two replicas sharing PostgreSQL, multi-worker training: see docs/RELIABILITY.md.
 test-long: $(VENV)/.installed
-	GLUE_DIR=$(GLUE_DIR) TFDS_MANUAL_DIR=$(TFDS_MANUAL_DIR) $(BIN)/python -m pytest -m long $(PYTEST_ARGS)
+	$(TEST_DATA) $(BIN)/python -m pytest -m long $(PYTEST_ARGS)
 
 data-check: $(VENV)/.installed
-	$(BIN)/glue-tf data check --glue-dir $(GLUE_DIR)
+	$(BIN)/glue-tf data check $(DATA_FLAGS)
 
-# Every GLUE task whose data is found (GLUE_DIR empty: tfds), then report.md/json and test predictions.
+# The whole loop in minutes: SST-2 on 2,000 examples for one epoch, exported, served on a free
+# port, asked over both REST APIs, stopped (scripts/quickstart.py; data as for train-all).
+quickstart: install
+	$(BIN)/python scripts/quickstart.py $(DATA_FLAGS) --backbone $(BACKBONE) --out $(QUICKSTART_OUT)
+
+# Every GLUE task whose data is found, then report.md/json and test predictions (hours on a CPU:
+# see README). With no data source reachable it stops at once, naming the three ways to get GLUE.
 train-all: $(VENV)/.installed
-	$(BIN)/glue-tf train-all $(if $(GLUE_DIR),--glue-dir $(GLUE_DIR),) --backbone $(BACKBONE) \
+	$(BIN)/glue-tf train-all $(DATA_FLAGS) --backbone $(BACKBONE) \
 		--epochs $(EPOCHS) --tasks $(TASKS) --out $(OUT) $(TRAIN_ARGS)
 
 submit: $(VENV)/.installed
@@ -63,17 +77,19 @@ submit: $(VENV)/.installed
 
 # The REST service over a training run's exports (settings: GLUE_TF_* variables, see README).
 serve: $(VENV)/.installed
-	GLUE_TF_MODEL_DIR=$(MODEL_DIR) PORT=$(PORT) $(BIN)/gunicorn -c serving/gunicorn.conf.py
+	$(BIN)/glue-tf serve --model-dir $(MODEL_DIR) --port $(PORT)
 
 # glue-tf vs KerasHub's recipe vs Hugging Face, side by side in one run: fine-tuning and
 # inference speed on CoLA, MRPC, RTE, a step profile, then the speed section of docs/BENCHMARKS.md
 # (JSON lines under runs/bench/; OUT=<a train-all run> adds its end-to-end wall times).
 BENCH_TASKS ?= cola,mrpc,rte
+# The benchmarks read a GLUE TSV folder (every contender takes the same files).
+BENCH_GLUE_DIR = $(or $(GLUE_DIR),$(error make $@ reads a GLUE TSV folder: set GLUE_DIR=<folder>))
 BENCH_STEPS ?= 15
 bench: bench-install
 	mkdir -p runs/bench
-	$(BIN)/python bench/speed.py train --glue-dir $(GLUE_DIR) --tasks $(BENCH_TASKS) --steps $(BENCH_STEPS) --json-out runs/bench/train.jsonl
-	$(BIN)/python bench/speed.py infer --glue-dir $(GLUE_DIR) --tasks $(BENCH_TASKS) --json-out runs/bench/infer.jsonl
+	$(BIN)/python bench/speed.py train --glue-dir $(BENCH_GLUE_DIR) --tasks $(BENCH_TASKS) --steps $(BENCH_STEPS) --json-out runs/bench/train.jsonl
+	$(BIN)/python bench/speed.py infer --glue-dir $(BENCH_GLUE_DIR) --tasks $(BENCH_TASKS) --json-out runs/bench/infer.jsonl
 	$(BIN)/python bench/step_profile.py --lengths 16,48 --json-out runs/bench/profile.jsonl
 	$(BIN)/python bench/benchmarks_doc.py --train runs/bench/train.jsonl --infer runs/bench/infer.jsonl \
 		--profile runs/bench/profile.jsonl $(if $(wildcard $(OUT)/report.json),--report $(OUT)/report.json,)
@@ -83,7 +99,7 @@ bench-install: $(VENV)/.installed
 
 # Requests/s and p50/p99 at 1, 8, 32 clients, batching on and off, beside the in-process ceiling.
 bench-serving: $(VENV)/.installed
-	$(BIN)/python bench/serving_load.py --model-dir $(MODEL_DIR) --task $(or $(BENCH_TASK),sst2) --glue-dir $(GLUE_DIR)
+	$(BIN)/python bench/serving_load.py --model-dir $(MODEL_DIR) --task $(or $(BENCH_TASK),sst2) --glue-dir $(BENCH_GLUE_DIR)
 
 docker-build:
 	docker build -t $(IMAGE) .

@@ -66,14 +66,14 @@ def _end_to_end(report: dict) -> list[str]:
     ours = sum(r["wall_seconds"] for _, r in rows)
     theirs = [HUGGING_FACE[name][1] for name, _ in rows if name in HUGGING_FACE]
     lines = ["### End to end: six tasks with `make train-all`", "",
-             "| task | glue-tf wall (s) | Hugging Face wall (s), shared/REFERENCE.md |", "|---|---|---|"]
+             "| task | glue-tf wall (s) | Hugging Face wall (s), docs/REFERENCE.md |", "|---|---|---|"]
     for name, row in rows:
         hf = HUGGING_FACE.get(name)
         lines.append(f"| {row['display_name']} | {row['wall_seconds']:.0f} | {hf[1] if hf else '–'} ({hf[2] if hf else ''}) |")
     lines.append(f"| all | {ours:.0f} | {sum(theirs):.0f} |")
     lines += ["", "glue-tf's column is the whole `make train-all` run of docs/RESULTS.md (tokenize, 3 epochs "
               "with a dev evaluation each, export, test predictions); Hugging Face's is the trainer's wall time per "
-              "task measured on this machine for shared/REFERENCE.md, at the learning rate whose dev score "
+              "task measured on this machine for docs/REFERENCE.md, at the learning rate whose dev score "
               "RESULTS.md compares with. `bench/end_to_end.py` reruns both side by side (hours on 2 cores).", ""]
     return lines
 

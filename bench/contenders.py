@@ -282,7 +282,7 @@ def finetune_hf(glue_dir, task_name, backbone, epochs, learning_rate, max_length
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    from glue_tf.metrics import compute_metrics, predictions_from_outputs, task_score
+    from glue_tf.metrics import compute_metrics, predictions_from_outputs, score_components, task_score
 
     started = time.perf_counter()
     task, train = _examples(glue_dir, task_name, "train")
@@ -308,7 +308,7 @@ def finetune_hf(glue_dir, task_name, backbone, epochs, learning_rate, max_length
             logits = trainer.predict(rows(dev)).predictions
             predictions = predictions_from_outputs(task, {"logits": logits})
             per_split[split] = compute_metrics(task, [e["label"] for e in dev], predictions)
-    dev = {key: per_split[split][metric] for key, split, metric in task.score_components}
+    dev = score_components(task, per_split)  # points, as glue-tf's own results
     return {"dev": dev, "dev_score": task_score(task, dev), "wall_seconds": round(time.perf_counter() - started, 1),
             "torch_threads": torch.get_num_threads()}
 

@@ -39,9 +39,8 @@ def run_glue_tf(args, tasks: list[str], out: Path) -> dict:
     wall = time.perf_counter() - started
     if done.returncode:
         return {"error": done.stderr.strip().splitlines()[-3:]}
-    report = json.loads((out / "report.json").read_text())
-    rows = {row["task"]: row for row in report["tasks"]}
-    return {"wall_seconds": round(wall, 1), "tasks": {t: rows[t].get("dev_score") for t in tasks if t in rows}}
+    rows = json.loads((out / "report.json").read_text())["tasks"]  # task scores in points
+    return {"wall_seconds": round(wall, 1), "tasks": {t: rows[t]["score"] for t in tasks if t in rows}}
 
 
 def main(argv=None) -> int:
@@ -49,7 +48,7 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--glue-dir", default="../shared/glue_data")
-    parser.add_argument("--backbone", default=str(ROOT / "models/pretrained/minilm-l6-h384-uncased"))
+    parser.add_argument("--backbone", default=str(ROOT / "models/pretrained/all-minilm-l6-v2"))
     parser.add_argument("--tasks", default="cola,sst2,mrpc,stsb,rte,wnli")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--max-length", type=int, default=128)

@@ -1,6 +1,6 @@
 """Renders a training run's report.json as the docs/RESULTS.md section, beside Hugging Face's figures.
 
-The Hugging Face rows are the measurements of shared/REFERENCE.md (transformers'
+The Hugging Face rows are the measurements of docs/REFERENCE.md (transformers'
 trainer, same MiniLM checkpoint and data, on this machine); every number of ours
 comes from the run's report.json and run.log.
 
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from glue_tf.metrics import METRIC_LABELS, round_score  # noqa: E402
 from glue_tf.tasks import TASKS  # noqa: E402
 
-# shared/REFERENCE.md: Hugging Face trainer, best of its two learning rates, and wall time of that run.
+# docs/REFERENCE.md: Hugging Face trainer, best of its two learning rates, and wall time of that run.
 HUGGING_FACE = {
     "cola": ({"matthews_corrcoef": 20.8}, 397, "lr 1e-4"),
     "sst2": ({"accuracy": 89.0}, 4250, "lr 2e-5"),
@@ -33,7 +33,7 @@ HUGGING_FACE = {
 
 
 def _fmt(task, values):
-    return " / ".join(f"{METRIC_LABELS[m]} {values[k]:.1f}" for k, _, m in task.score_components if k in values)
+    return " / ".join(f"{METRIC_LABELS[m]} {round_score(values[k]):.1f}" for k, _, m in task.score_components if k in values)
 
 
 def render(run: Path, command: str) -> str:
@@ -58,7 +58,7 @@ def render(run: Path, command: str) -> str:
     for name, row in report["tasks"].items():
         task = TASKS[name]
         hf = HUGGING_FACE.get(name)
-        epochs = ", ".join(f"{100 * e['dev_score']:.1f}" for e in row.get("epochs") or [])
+        epochs = ", ".join(f"{round_score(e['dev_score']):.1f}" for e in row.get("epochs") or [])
         ours = _fmt(task, row["dev"]) if row["dev"] else "–"
         lines.append(
             f"| {task.display_name} | {ours} ({row.get('best_epoch') or '–'}) | "

@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=["train", "infer"])
     parser.add_argument("--glue-dir", default=os.environ.get("GLUE_DIR", "../shared/glue_data"))
-    parser.add_argument("--backbone", default=str(ROOT / "models/pretrained/minilm-l6-h384-uncased"))
+    parser.add_argument("--backbone", default=str(ROOT / "models/pretrained/all-minilm-l6-v2"))
     parser.add_argument("--tasks", default="cola,mrpc,rte")
     parser.add_argument("--contenders", default=None, help="comma list; default: all of the kind")
     parser.add_argument("--steps", type=int, default=15, help="timed optimizer steps (train)")

@@ -131,7 +131,7 @@ def main(argv=None) -> int:
             print(MARK + json.dumps({"framework": framework, "length": length, **row}), flush=True)
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backbone", default=str(ROOT / "models/pretrained/minilm-l6-h384-uncased"))
+    parser.add_argument("--backbone", default=str(ROOT / "models/pretrained/all-minilm-l6-v2"))
     parser.add_argument("--lengths", default="16,32,64")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json-out", default=None)

@@ -1,8 +1,10 @@
 """Backbone + tokenizer from one ``--backbone`` value, with one clear error when it is wrong.
 
-Accepts a KerasHub preset name (downloaded where the network allows), a local
-Keras preset folder, or a local Hugging Face checkpoint folder, which KerasHub
-converts itself. The tokenizer always comes from the same preset as the
+Accepts a KerasHub preset name, an ``hf://`` or ``kaggle://`` handle (both
+downloaded by KerasHub where the network allows), a local Keras preset folder,
+or a local Hugging Face checkpoint folder, which KerasHub converts itself. The
+default, ``config.DEFAULT_BACKBONE``, is found under the project root from any
+current directory. The tokenizer always comes from the same preset as the
 backbone. KerasHub's generic ``Backbone`` / ``TextClassifierPreprocessor``
 classes pick the family (BERT, RoBERTa, ...) from the preset's config.
 """
@@ -13,13 +15,52 @@ import json
 import os
 from pathlib import Path
 
+from glue_tf.errors import GlueTfError
 
-class BackboneError(ValueError):
+
+class BackboneError(GlueTfError, ValueError):
     """The ``--backbone`` value names nothing loadable; says what was looked for."""
 
 
+HANDLE_PREFIXES = ("hf://", "kaggle://")
+
+
+def _is_handle(spec: str) -> bool:
+    """A Hugging Face Hub or Kaggle handle, which KerasHub downloads itself."""
+    return spec.startswith(HANDLE_PREFIXES)
+
+
 def _looks_like_path(spec: str) -> bool:
+    if _is_handle(spec):
+        return False
     return os.sep in spec or spec.startswith((".", "~")) or os.path.exists(spec)
+
+
+def _local_folder(spec: str) -> Path:
+    """The folder ``spec`` names; the default checkpoint is looked up under the project root."""
+    from glue_tf.config import DEFAULT_BACKBONE, default_backbone_path
+
+    if spec == DEFAULT_BACKBONE and not Path(spec).is_dir():
+        return default_backbone_path()
+    return Path(spec).expanduser()
+
+
+def _check_handle(spec: str) -> str:
+    """Fetches the handle's config.json (KerasHub caches it for the load that follows), so a
+    handle that cannot be reached fails before any data is read or model built."""
+    from keras_hub.src.utils.preset_utils import get_file  # what from_preset downloads with
+
+    site = "Hugging Face Hub" if spec.startswith("hf://") else "Kaggle"
+    try:
+        get_file(spec, "config.json")
+    except Exception as error:  # no network, no such model, no permission: all end here
+        reason = " ".join(str(error).split())[:300]
+        raise BackboneError(
+            f"--backbone {spec}: could not fetch its config.json from {site} ({type(error).__name__}: {reason}); "
+            "without network, download the model where there is one and pass its local folder "
+            "(--backbone path/to/folder: a Keras preset or Hugging Face checkpoint folder)"
+        ) from error
+    return f"{site} handle {spec}"
 
 
 def describe_local(folder: Path) -> str:
@@ -38,8 +79,10 @@ def describe_local(folder: Path) -> str:
 
 def check_spec(spec: str) -> str:
     """Validates ``spec`` before anything heavy runs; returns a short description."""
+    if _is_handle(spec):
+        return _check_handle(spec)
     if _looks_like_path(spec):
-        folder = Path(spec).expanduser()
+        folder = _local_folder(spec)
         if not folder.is_dir():
             raise BackboneError(
                 f"--backbone {spec}: no folder at {folder.resolve()} "
@@ -85,7 +128,7 @@ def load(spec: str, sequence_length: int):
     import keras_hub
 
     description = check_spec(spec)
-    source = os.path.expanduser(spec) if _looks_like_path(spec) else spec
+    source = str(_local_folder(spec)) if _looks_like_path(spec) else spec
     try:
         backbone = keras_hub.models.Backbone.from_preset(source)
         preprocessor = _preprocessor(source, sequence_length)

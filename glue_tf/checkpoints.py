@@ -13,7 +13,12 @@ import json
 import os
 from pathlib import Path
 
+from glue_tf.errors import GlueTfError
 from glue_tf.storage import writing
+
+
+class CheckpointMissingError(GlueTfError, FileNotFoundError):
+    """``state.json`` names weights that are not there: the run folder was changed by hand."""
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -53,7 +58,10 @@ class TrainingState:
             return None
         state = json.loads(self.state_path.read_text(encoding="utf-8"))
         if not (self.directory / state["weights"]).is_file():
-            raise FileNotFoundError(f"{self.state_path} names {state['weights']}, which is missing")
+            raise CheckpointMissingError(
+                f"{self.state_path} names {state['weights']}, which is missing; "
+                "delete that folder to train the task afresh, or restore the file"
+            )
         return state
 
     def restore(self, model) -> dict | None:

@@ -1,14 +1,17 @@
-"""The ``glue-tf`` command line: parse, call the library, print. No logic of its own."""
+"""The ``glue-tf`` command line: parse, call the library, print. No logic of its own.
+
+A ``GlueTfError`` (a user's mistake, whose message says what to fix) becomes one
+line, ``glue-tf: error: <message>``, and exit status 2. Any other exception is a
+bug and propagates with its traceback. Scores are printed in points (0-100).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from glue_tf.backbones import BackboneError
-from glue_tf.data.errors import DataError, MissingDataError
-from glue_tf.run_config import ConfigMismatchError
-from glue_tf.storage import OutputError, ensure_writable
+from glue_tf.errors import GlueTfError, NotTrainableError
+from glue_tf.storage import ensure_writable
 from glue_tf.tasks import get_task, parse_task_list
 
 
@@ -110,7 +113,7 @@ def _cmd_train(args) -> int:
 
     task = get_task(args.task)
     if task.eval_only:
-        raise KeyError(f"{task.name} has no training data; it is predicted with the {task.predicted_by} model")
+        raise NotTrainableError(f"{task.name} has no training data; it is predicted with the {task.predicted_by} model")
     backbones.check_spec(args.backbone)
     ensure_writable(args.out)
     source, config = _source(args), _train_config(args)
@@ -141,7 +144,9 @@ def _cmd_evaluate(args) -> int:
     from glue_tf.predict_files import evaluate_export
 
     result = evaluate_export(args.model, args.task, _source(args), args.split, args.batch_size)
-    shown = ", ".join(f"{name} {100 * value:.2f}" for name, value in result["metrics"].items())
+    shown = ", ".join(f"{name} {value:.2f}" for name, value in result["metrics"].items())
+    if "score" in result:
+        shown += f"; task score {result['score']:.2f}"
     print(f"{result['task']} {result['split']} ({result['examples']} examples, {result['export']}): {shown}", file=sys.stderr)
     print(json.dumps(result))
     return 0
@@ -216,6 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--out", default="runs/latest", help="the training output folder")
     submit.add_argument("--output", default=None, help="zip path (default: <out>/glue_submission.zip)")
     submit.set_defaults(func=_cmd_submit)
+
+    from serving.cli import add_parser as add_serve_parser  # serving's module: it owns the settings
+
+    add_serve_parser(commands)
     return parser
 
 
@@ -223,10 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, MissingDataError, BackboneError, ConfigMismatchError, OutputError, KeyError,
-            FileNotFoundError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"glue-tf: error: {message}", file=sys.stderr)
+    except GlueTfError as error:  # anything else is a bug: its traceback is what to report
+        print(f"glue-tf: error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `glue-tf data show ... | head`
         return 0

@@ -7,15 +7,30 @@ command line, written to ``metadata.json`` so a run can be reproduced.
 from __future__ import annotations
 
 import dataclasses
-import os
+from pathlib import Path
 
 from glue_tf.tasks import Task
 
-DEFAULT_BACKBONE = os.path.join("models", "pretrained", "minilm-l6-h384-uncased")
+# The sentence-transformers all-MiniLM-L6-v2 checkpoint that `make pretrained` unpacks. Kept
+# relative (as run_config.json records it, so a run resumes from any directory) and resolved
+# against the project root by ``default_backbone_path``, never against the current directory.
+DEFAULT_BACKBONE = "models/pretrained/all-minilm-l6-v2"
+
+
+def project_root() -> Path:
+    """The checkout this package runs from (the folder with pyproject.toml above ``glue_tf/``);
+    the current directory for an installed wheel, which has no checkout."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() else Path.cwd()
+
+
+def default_backbone_path() -> Path:
+    """Where ``DEFAULT_BACKBONE`` lives, whatever the current directory."""
+    return project_root() / DEFAULT_BACKBONE
 
 # Learning rates for small BERTs such as MiniLM-L6 (a 6-layer, 384-wide model learns
 # better at 1e-4 than at BERT-base's 2e-5 on the small tasks; Hugging Face's trainer
-# on this checkpoint measured the same, see shared/REFERENCE.md). The large tasks
+# on this checkpoint measured the same, see docs/REFERENCE.md). The large tasks
 # have enough steps to prefer a smaller rate. Override with --learning-rate.
 TASK_LEARNING_RATES = {
     "cola": 1e-4,

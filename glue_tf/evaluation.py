@@ -7,6 +7,7 @@ import numpy as np
 from glue_tf import features, metrics
 from glue_tf.tasks import Task
 
+
 class Predictor:
     """Runs a model over encoded splits in length-sorted batches (one traced function, reused)."""
 
@@ -30,9 +31,9 @@ class Predictor:
         return logits
 
     def score(self, task: Task, dev: dict[str, features.EncodedSplit]) -> dict[str, float]:
-        """Score components of ``task`` (``Task.score_components`` keys) on its dev splits."""
+        """Score components of ``task`` (``Task.score_components`` keys, in points) on its dev splits."""
         per_split = {}
         for split, encoded in dev.items():
             predictions = metrics.predictions_from_outputs(task, {"logits": self.logits(encoded)})
             per_split[split] = metrics.compute_metrics(task, encoded.labels, predictions)
-        return {key: per_split[split][metric] for key, split, metric in task.score_components if split in per_split}
+        return metrics.score_components(task, per_split)

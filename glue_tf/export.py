@@ -11,7 +11,9 @@ A version is written to a hidden temporary folder and renamed into place when
 complete: a reader never sees half a model, and a crash leaves only a
 ``.tmp-*`` folder that readers ignore and the next export removes. The metadata
 records the SHA-256 of the weights, so a run resumed after its export was
-committed does not write the same weights again as a new version.
+committed does not write the same weights again as a new version. Its scores
+(``dev_metrics``, ``dev_metrics_per_epoch``, ``seeds``) are in points, as GLUE
+reports them; ``score_unit`` says so (``dev_metrics`` reads older exports too).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from glue_tf.tasks import Task
 
 METADATA_FILE = "metadata.json"
 WEIGHTS_DIGEST = "weights_sha256"
+SCORE_UNIT = "points"
 _VERSION = re.compile(r"^\d+$")
 
 
@@ -101,6 +104,15 @@ def read_metadata(version_dir) -> dict:
     return json.loads((Path(version_dir) / METADATA_FILE).read_text(encoding="utf-8"))
 
 
+def dev_metrics(metadata: dict) -> dict | None:
+    """The export's dev metrics in points (exports written before ``score_unit`` held fractions)."""
+    values = metadata.get("dev_metrics")
+    if not values:
+        return None
+    scale = 1.0 if metadata.get("score_unit") == SCORE_UNIT else 100.0
+    return {key: scale * value for key, value in values.items()}
+
+
 def latest_holding(out_dir, task_name: str, digest: str) -> Path | None:
     """The latest version if it serves exactly these weights, else None.
 
@@ -134,7 +146,7 @@ def export(model, preprocessor, task: Task, out_dir, metadata: dict, digest: str
     with writing(f"the {task.name} export", final):
         try:
             tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
-            metadata = {**metadata, "task": task.name, "version": version,
+            metadata = {**metadata, "task": task.name, "version": version, "score_unit": SCORE_UNIT,
                         WEIGHTS_DIGEST: digest or weights_digest(model)}
             (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True), encoding="utf-8")
             os.replace(tmp, final)

@@ -1,10 +1,13 @@
-"""Predictions from an exported SavedModel (TensorFlow and tensorflow-text only)."""
+"""Predictions from an exported SavedModel (TensorFlow and tensorflow-text only), and its scores."""
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
 from glue_tf import export, metrics
+from glue_tf.errors import ModelMismatchError, UnlabelledSplitError
 from glue_tf.tasks import Task
 
 
@@ -37,3 +40,32 @@ class ExportPredictor:
         if not examples:
             return np.zeros(0, dtype=np.float32 if task.is_regression else np.int64)
         return metrics.predictions_from_outputs(task, self.raw_outputs(task, examples))
+
+
+def score_export(predictor: ExportPredictor, task: Task, source, splits) -> dict:
+    """The export's official metrics (points) on labelled ``splits`` of a data source.
+
+    The one way an export is scored (``glue-tf evaluate``; ``train-all`` for a task
+    whose model was trained elsewhere). Returns ``metrics`` ``{split: {metric: points}}``,
+    the score ``components``, the task ``score`` (None unless every split it needs was
+    scored), ``examples`` per split and the prediction ``seconds``.
+    """
+    exported_for = predictor.metadata["task"]
+    if exported_for != task.predicted_by:
+        raise ModelMismatchError(f"the export at {predictor.path} is a {exported_for} model; "
+                                 f"{task.name} needs a {task.predicted_by} model")
+    per_split, examples_per_split, seconds = {}, {}, 0.0
+    for split in splits:
+        examples = source.examples(task, split)
+        labels = np.array([e["label"] for e in examples])
+        if len(labels) and np.all(labels == -1):
+            dev = f" ({', '.join(task.dev_splits)})" if task.dev_splits else ""
+            raise UnlabelledSplitError(f"{task.name} {split} has no labels (a test split); evaluate a dev split{dev}")
+        started = time.perf_counter()
+        predictions = predictor.outputs(task, examples)
+        seconds += time.perf_counter() - started
+        per_split[split] = metrics.compute_metrics(task, labels, predictions)
+        examples_per_split[split] = len(examples)
+    components = metrics.score_components(task, per_split)
+    return {"metrics": per_split, "components": components, "score": metrics.complete_score(task, components),
+            "examples": examples_per_split, "seconds": seconds}

@@ -1,8 +1,14 @@
 """Official GLUE metrics, task scores and the GLUE score, as the leaderboard computes them.
 
-Pure NumPy so the serving container can score without scikit-learn. Metric
-values are fractions (accuracy 0.8, not 80); the score helpers are
-scale-agnostic, so they work on percentages from the leaderboard as well.
+Pure NumPy so the serving container can score without scikit-learn.
+
+Units: GLUE reports every number in points (0-100: accuracy 84.31, a Matthews
+or Pearson correlation times 100), and so does every score glue-tf shows or
+writes. The statistics below (``accuracy``, ``f1``, ...) are the plain ones
+(a fraction, a correlation in [-1, 1]) so they can be checked against
+scikit-learn and SciPy; ``compute_metrics``, the one way the project scores a
+task, turns them into points. Everything downstream (score components, task
+scores, the GLUE score, reports, the service) is in points and never converts.
 
 Degenerate inputs never divide by zero: Matthews correlation and F1 follow
 scikit-learn (0.0 when undefined) and Pearson/Spearman return 0.0 where SciPy
@@ -133,10 +139,32 @@ def predictions_from_outputs(task: Task, outputs: Mapping[str, np.ndarray]) -> n
     return np.argmax(np.asarray(outputs["logits"]), axis=-1).astype(np.int64)
 
 
+# The statistics above are fractions or correlations; GLUE's unit is points.
+POINTS = 100.0
+
+
 def compute_metrics(task: Task | str, labels, predictions) -> dict[str, float]:
-    """The task's official metrics for one split (predictions: label ids, or scores for STS-B)."""
+    """The task's official metrics for one split, in points (predictions: label ids, or scores for STS-B)."""
     task = get_task(task) if isinstance(task, str) else task
-    return {name: METRICS[name](labels, predictions) for name in task.metrics}
+    return {name: POINTS * METRICS[name](labels, predictions) for name in task.metrics}
+
+
+def score_components(task: Task | str, per_split: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """The task's score components (``Task.score_components`` keys) from ``{split: compute_metrics(...)}``.
+
+    Components whose split is absent are left out; ``complete_score`` says whether
+    the rest make a task score.
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    return {key: per_split[split][metric] for key, split, metric in task.score_components if split in per_split}
+
+
+def complete_score(task: Task | str, components: Mapping[str, float]) -> float | None:
+    """The task score if ``components`` has every one it needs (MNLI: matched and mismatched), else None."""
+    task = get_task(task) if isinstance(task, str) else task
+    if any(key not in components for key, _, _ in task.score_components):
+        return None
+    return task_score(task, components)
 
 
 def task_score(task: Task | str, components: Mapping[str, float]) -> float:
@@ -168,7 +196,7 @@ def majority_baseline(task: Task | str, train_labels, dev_labels: Mapping[str, o
     per_split = {
         split: compute_metrics(task, labels, np.full(len(labels), constant)) for split, labels in dev_labels.items()
     }
-    return {key: per_split[split][metric] for key, split, metric in task.score_components if split in per_split}
+    return score_components(task, per_split)
 
 
 def summarize(results: Mapping[str, Mapping[str, float]]) -> dict:
@@ -199,6 +227,17 @@ def summarize(results: Mapping[str, Mapping[str, float]]) -> dict:
 def human_baseline_results() -> dict[str, dict[str, float]]:
     """The leaderboard's human row as ``summarize`` input (GLUE score 87.1)."""
     return {name: dict(TASKS[name].human_baseline) for name in GLUE_TASKS}
+
+
+def human_score(task: Task | str) -> float | None:
+    """The human baseline's task score (None for AX, which has no human row)."""
+    task = get_task(task) if isinstance(task, str) else task
+    return task_score(task, task.human_baseline) if task.human_baseline else None
+
+
+def human_glue_score() -> float:
+    """The human baseline's GLUE score as the leaderboard prints it (87.1), from the per-task human row."""
+    return round_score(summarize(human_baseline_results())["glue_score"])
 
 
 def round_score(value: float, digits: int = 1) -> float:

@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
-
 from glue_tf import export
 from glue_tf.data.errors import DataError
+from glue_tf.errors import ExportNotFoundError
 from glue_tf.tasks import Task, get_task
 
 CHUNK_ROWS = 1024
@@ -36,7 +35,7 @@ def resolve_export(model: str | os.PathLike, task_name: str | None = None) -> Pa
     if task_name and export.latest(path, task_name):
         return export.latest(path, task_name)
     hint = f" or a run folder with models/{task_name}/" if task_name else " (or give --task with a run folder)"
-    raise FileNotFoundError(f"--model {path}: no export there; expected a SavedModel version folder, models/<task>/{hint}")
+    raise ExportNotFoundError(f"--model {path}: no export there; expected a SavedModel version folder, models/<task>/{hint}")
 
 
 def _format(path: Path, explicit: str | None) -> str:
@@ -180,28 +179,17 @@ def predict_file(model, input_path, output_path, batch_size: int = 64, input_for
 
 
 def evaluate_export(model, task_name: str | None, source, split: str | None, batch_size: int = 64) -> dict:
-    """Official metrics of an export on a labelled split of any data source."""
-    from glue_tf.inference import ExportPredictor
-    from glue_tf.metrics import compute_metrics, task_score
+    """Official metrics (points) of an export on a labelled split of any data source."""
+    from glue_tf.inference import ExportPredictor, score_export
 
     version = resolve_export(model, task_name)
     predictor = ExportPredictor(version, batch_size)
     task = get_task(task_name or predictor.metadata["task"])
-    exported_for = predictor.metadata["task"]
-    if exported_for != task.predicted_by:
-        raise KeyError(f"the export at {version} is a {exported_for} model; {task.name} needs a {task.predicted_by} model")
-    split = split or task.dev_splits[0]
-    examples = source.examples(task, split)
-    labels = np.array([e["label"] for e in examples])
-    if len(labels) and (np.all(labels == -1)):
-        raise KeyError(f"{task.name} {split} has no labels (a test split); evaluate a dev split")
-    started = time.perf_counter()
-    predictions = predictor.outputs(task, examples)
-    seconds = time.perf_counter() - started
-    scores = compute_metrics(task, labels, predictions)
-    result = {"task": task.name, "split": split, "export": str(version), "examples": len(examples), "metrics": scores,
-              "examples_per_second": round(len(examples) / seconds, 1) if seconds else None}
-    components = [(key, metric) for key, s, metric in task.score_components if s == split]
-    if len(components) == len(task.score_components):
-        result["score"] = task_score(task, {key: scores[metric] for key, metric in components})
+    split = split or task.score_components[0][1]  # the first dev split (AX: its test split)
+    scored = score_export(predictor, task, source, [split])
+    examples, seconds = scored["examples"][split], scored["seconds"]
+    result = {"task": task.name, "split": split, "export": str(version), "examples": examples,
+              "metrics": scored["metrics"][split], "examples_per_second": round(examples / seconds, 1) if seconds else None}
+    if scored["score"] is not None:
+        result["score"] = scored["score"]
     return result

@@ -2,7 +2,9 @@
 
 Reads task results (as ``train.train_task`` returns them) and the registry; the
 GLUE score is printed only when all nine tasks are present, otherwise the mean
-over the tasks present, labelled as such (``metrics.summarize``).
+over the tasks present, labelled as such (``metrics.summarize``). Every score
+is in points (0-100), as in the results and on the leaderboard; scores shown to
+one decimal are rounded half up, as the leaderboard prints them.
 """
 
 from __future__ import annotations
@@ -12,21 +14,13 @@ from pathlib import Path
 
 from glue_tf import metrics
 from glue_tf.metrics import METRIC_LABELS, round_score
-from glue_tf.tasks import GLUE_TASKS, HUMAN_GLUE_SCORE, TASKS
-
-
-def _scaled(value):
-    return None if value is None else 100.0 * value
-
-
-def _percent(components: dict) -> dict:
-    return {key: 100.0 * value for key, value in components.items()}
+from glue_tf.tasks import GLUE_TASKS, TASKS
 
 
 def build(results: dict[str, dict], skipped: dict[str, str], wall_seconds: float | None = None) -> dict:
     """The report as a JSON-able dict. ``results``: task -> result; ``skipped``: task -> reason."""
     # With several seeds, a task's figure is its mean over seeds, not its best seed.
-    scored = {name: _percent(r.get("dev_mean") or r["dev"]) for name, r in results.items() if r.get("dev")}
+    scored = {name: r.get("dev_mean") or r["dev"] for name, r in results.items() if r.get("dev")}
     summary = metrics.summarize(scored)
     tasks = {}
     for name, result in results.items():
@@ -36,7 +30,7 @@ def build(results: dict[str, dict], skipped: dict[str, str], wall_seconds: float
             "dev": scored.get(name),
             "score": summary["task_scores"].get(name),
             "human_baseline": dict(task.human_baseline),
-            "human_score": metrics.task_score(task, task.human_baseline) if task.human_baseline else None,
+            "human_score": metrics.human_score(task),
             "best_epoch": result.get("best_epoch"),
             "epochs": result.get("epochs"),
             "wall_seconds": result.get("wall_seconds"),
@@ -44,12 +38,12 @@ def build(results: dict[str, dict], skipped: dict[str, str], wall_seconds: float
             "padding_efficiency": result.get("padding_efficiency"),
             "export": result.get("export"),
             "precision": (result.get("precision") or {}).get("policy"),
-            "majority_score": _scaled(result.get("majority_score")),
+            "majority_score": result.get("majority_score"),
             "below_majority": result.get("majority_score") is not None and result.get("dev_score") is not None
             and (result.get("dev_score_mean", result["dev_score"]) < result["majority_score"]),
             "seeds": len(result.get("seeds") or []) or None,
             "best_seed": result.get("best_seed"),
-            "dev_score_std": _scaled(result.get("dev_score_std")),
+            "dev_score_std": result.get("dev_score_std"),
         }
     return {
         "tasks": tasks,
@@ -59,7 +53,7 @@ def build(results: dict[str, dict], skipped: dict[str, str], wall_seconds: float
         "glue_score": summary["glue_score"],
         "mean_over_present": summary["mean_over_present"],
         "summary_line": metrics.describe(summary),
-        "human_glue_score": HUMAN_GLUE_SCORE,
+        "human_glue_score": metrics.human_glue_score(),
         "wall_seconds": wall_seconds,
     }
 
@@ -71,7 +65,7 @@ def _components_text(name: str, values: dict | None) -> str:
     parts = []
     for key, _, metric in task.score_components:
         label = METRIC_LABELS[metric] + (key[len(metric):].replace("_", " ") if key != metric else "")
-        parts.append(f"{label} {values[key]:.1f}")
+        parts.append(f"{label} {round_score(values[key]):.1f}")
     return " / ".join(parts)
 
 
@@ -93,7 +87,7 @@ def to_markdown(report: dict) -> str:
             score += f" ± {row['dev_score_std']:.1f}"
             notes.append(f"{row['display_name']}: mean ± std over {row['seeds']} seeds; the export is seed "
                          f"{row['best_seed']}, the best by dev score.")
-        majority = f"{row['majority_score']:.1f}" if row.get("majority_score") is not None else "–"
+        majority = f"{round_score(row['majority_score']):.1f}" if row.get("majority_score") is not None else "–"
         if row.get("below_majority"):
             majority += " ⚠"
             notes.append(f"{row['display_name']}: below the majority-class score — the model has learned nothing "

@@ -16,19 +16,25 @@ from pathlib import Path
 
 from glue_tf.checkpoints import atomic_write_text
 from glue_tf.config import TrainConfig
+from glue_tf.errors import GlueTfError
 
 FILE = "run_config.json"
 # Settings that change speed or bookkeeping, not what is computed.
 NOT_COMPARED = ("eval_batch_size", "checkpoint_every", "jit_compile")
 
 
-class ConfigMismatchError(ValueError):
+# The unit of the scores in the folder's results and checkpoints. Folders written when
+# scores were fractions have none recorded, so continuing one is refused, not mixed.
+SCORE_UNIT = "points"
+
+
+class ConfigMismatchError(GlueTfError, ValueError):
     """``--out`` holds a run made with another configuration."""
 
 
 def describe(config: TrainConfig, data_source: str) -> dict:
     recorded = {k: v for k, v in config.to_dict().items() if k not in NOT_COMPARED}
-    return {**recorded, "data": data_source}
+    return {**recorded, "data": data_source, "score_unit": SCORE_UNIT}
 
 
 def differences(saved: dict, current: dict) -> dict[str, tuple]:

@@ -13,12 +13,14 @@ import os
 import shutil
 from pathlib import Path
 
+from glue_tf.errors import GlueTfError
+
 # Bytes written per model parameter at peak: checkpoint (weights + two Adam moments),
 # its replacement being written, best weights, the export and its temporary copy.
 BYTES_PER_PARAMETER = 4 * 9
 
 
-class OutputError(RuntimeError):
+class OutputError(GlueTfError, RuntimeError):
     """An output folder or file that cannot be written; the message says what to do."""
 
 

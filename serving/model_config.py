@@ -19,6 +19,7 @@ import dataclasses
 import re
 from pathlib import Path
 
+from glue_tf.errors import GlueTfError
 from glue_tf.tasks import TASKS
 
 LABEL = re.compile(r"[A-Za-z0-9_-]+")
@@ -26,7 +27,7 @@ POLICY_FORMS = "latest, latest:N, all or specific:V1,V2,... (N and versions whol
 LABEL_FORMS = "label=version pairs separated by commas, e.g. stable=1,canary=2 (labels of A-Za-z0-9_-, versions >= 1)"
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(GlueTfError, ValueError):
     """A bad model config file; the message names the file and line (``path:line: what``)."""
 
 

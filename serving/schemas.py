@@ -22,8 +22,6 @@ import jsonschema_rs
 from glue_tf.tasks import TASKS, Task
 from serving.errors import ApiError, NotFound
 
-STSB_MAX_SCORE = 5.0
-
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
@@ -75,7 +73,8 @@ def columns(task: Task, limits: Limits) -> dict:
 
 def labels(task: Task, limits: Limits) -> dict:
     if task.is_regression:
-        label = {"type": "number", "minimum": 0.0, "maximum": STSB_MAX_SCORE}
+        low, high = task.score_range
+        label = {"type": "number", "minimum": low, "maximum": high}
     else:
         label = {"anyOf": [{"type": "string", "enum": list(task.label_names)},
                            {"type": "integer", "minimum": 0, "maximum": len(task.label_names) - 1}],

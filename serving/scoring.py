@@ -1,6 +1,6 @@
 """Official GLUE metrics on labelled requests, with the human baseline beside each number.
 
-All numbers are percentages, as on the leaderboard. A task's score is given
+All numbers are points (0-100), as on the leaderboard. A task's score is given
 only when every split it needs is present (MNLI: matched and mismatched); the
 GLUE score only when all nine tasks are (``glue_tf.metrics.summarize``).
 """
@@ -8,7 +8,7 @@ GLUE score only when all nine tasks are (``glue_tf.metrics.summarize``).
 from __future__ import annotations
 
 from glue_tf import metrics
-from glue_tf.tasks import HUMAN_GLUE_SCORE, TASKS, Task
+from glue_tf.tasks import TASKS, Task
 from serving.errors import ApiError
 from serving.schemas import Limits, labelled_splits, task_or_404, validate
 
@@ -52,19 +52,17 @@ def plan_chunks(parsed: dict[str, dict], size: int) -> list[tuple[str, str, int,
 
 def score_predictions(task: Task, splits: dict) -> dict:
     """``{split: (labels, predictions)}`` -> metrics per split, the task score and the human row."""
-    per_split = {}
-    for split, (labels, predictions) in splits.items():
-        per_split[split] = {k: 100.0 * v for k, v in metrics.compute_metrics(task, labels, predictions).items()}
-    components = {key: per_split[split][metric] for key, split, metric in task.score_components if split in per_split}
-    complete = len(components) == len(task.score_components)
+    per_split = {split: metrics.compute_metrics(task, labels, predictions)
+                 for split, (labels, predictions) in splits.items()}
+    components = metrics.score_components(task, per_split)
     return {
         "task": task.name,
         "examples": {split: len(labels) for split, (labels, _) in splits.items()},
         "metrics": per_split,
-        "score": metrics.task_score(task, components) if complete else None,
+        "score": metrics.complete_score(task, components),
         "components": components,
         "human_baseline": dict(task.human_baseline),
-        "human_score": metrics.task_score(task, task.human_baseline) if task.human_baseline else None,
+        "human_score": metrics.human_score(task),
     }
 
 
@@ -77,7 +75,7 @@ def summarize(results: dict[str, dict]) -> dict:
         "glue_score": summary["glue_score"],
         "missing_for_glue_score": summary["missing"],
         "summary": metrics.describe(summary),
-        "human_glue_score": HUMAN_GLUE_SCORE,
+        "human_glue_score": metrics.human_glue_score(),
     }
 
 

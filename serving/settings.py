@@ -25,12 +25,13 @@ import os
 import re
 from typing import Callable
 
+from glue_tf.errors import GlueTfError
 from glue_tf.tasks import TASKS
 from serving.model_config import (ModelConfig, VersionPolicy, check_labels, parse_labels,
                                   parse_model_config_file)
 
 
-class SettingsError(ValueError):
+class SettingsError(GlueTfError, ValueError):
     """A bad environment variable; the message is one line naming it, its value and what it accepts."""
 
 

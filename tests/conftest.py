@@ -1,4 +1,10 @@
-"""Shared fixtures: where the real GLUE data lives, and a tfds data dir built once per session."""
+"""Shared fixtures: a GLUE folder the tests write, the real GLUE data where it is, tiny models.
+
+Tests read the generated folder (``glue_dir``), so the suite runs in a fresh
+clone. Only tests of agreement with the real GLUE files (the TSV reader against
+tfds, real counts, file quirks) ask for ``real_glue_dir`` or
+``tfds_manual_dir``, which skip, naming the missing data, where it is absent.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +15,42 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/support
 
+# The real data: these variables, else ../shared next to the repository (this project's workspace).
+REAL_DATA = {
+    "GLUE_TF_TEST_GLUE_DIR": REPO_ROOT.parent / "shared" / "glue_data",
+    "GLUE_TF_TEST_TFDS_MANUAL_DIR": REPO_ROOT.parent / "shared" / "glue_tfds_manual",
+}
 
-def _data_path(env: str, default: Path) -> Path:
-    return Path(os.environ.get(env) or default).resolve()
+
+def _real_data(variable: str, marker: str, what: str, why: str) -> Path:
+    path = Path(os.environ.get(variable) or REAL_DATA[variable]).resolve()
+    if not (path / marker).is_file():
+        pytest.skip(f"{what} not found at {path} (set {variable}): {why}")
+    return path
 
 
 @pytest.fixture(scope="session")
-def glue_dir() -> Path:
-    path = _data_path("GLUE_DIR", SHARED / "glue_data")
-    if not (path / "CoLA" / "train.tsv").is_file():
-        pytest.skip(f"real GLUE TSV data not found at {path} (set GLUE_DIR)")
-    return path
+def glue_dir(tmp_path_factory) -> Path:
+    """Every GLUE task in the TSV layout and formats, small and written here (``support.glue_files``)."""
+    from support.glue_files import write_glue_dir
+
+    return write_glue_dir(tmp_path_factory.mktemp("glue_data"))
+
+
+@pytest.fixture(scope="session")
+def real_glue_dir() -> Path:
+    """The real GLUE TSV files, for tests of agreement with them; skips where they are absent."""
+    return _real_data("GLUE_TF_TEST_GLUE_DIR", "CoLA/train.tsv", "real GLUE TSV files",
+                      "this test checks agreement with the real files")
 
 
 @pytest.fixture(scope="session")
 def tfds_manual_dir() -> Path:
-    path = _data_path("TFDS_MANUAL_DIR", SHARED / "glue_tfds_manual")
-    if not (path / "CoLA.zip").is_file():
-        pytest.skip(f"official GLUE archives not found at {path} (set TFDS_MANUAL_DIR)")
-    return path
+    """The official GLUE archives tfds verifies by checksum; skips where they are absent."""
+    return _real_data("GLUE_TF_TEST_TFDS_MANUAL_DIR", "CoLA.zip", "official GLUE archives (CoLA.zip, ...)",
+                      "tfds builds from them only with their published checksums")
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +61,7 @@ def tfds_data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_glue_dir(glue_dir, tmp_path_factory) -> Path:
-    """The first rows of the real RTE and WNLI files (40 train, 24 dev, 16 test), for runs of seconds."""
+    """The first rows of ``glue_dir``'s RTE and WNLI files (40 train, 24 dev, 16 test), for runs of seconds."""
     root = tmp_path_factory.mktemp("small_glue")
     for task in ("RTE", "WNLI"):
         (root / task).mkdir()
@@ -53,13 +73,13 @@ def small_glue_dir(glue_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_preset(tmp_path_factory, glue_dir) -> Path:
-    """A 2-layer, 32-wide BERT saved as a local Keras preset, vocabulary from real GLUE text."""
+    """A 2-layer, 32-wide BERT saved as a local Keras preset, its vocabulary from ``glue_dir``'s text."""
     from glue_tf.data.sources import TsvSource
     from glue_tf.tasks import TASKS
-    from support.tiny import make_bert_preset, vocabulary_from
+    from support.tiny import SENTENCES, make_bert_preset, vocabulary_from
 
     source = TsvSource(glue_dir)
-    texts = []
+    texts = list(SENTENCES)  # everyday words, as in the tests' own requests
     for name in ("cola", "mrpc", "stsb", "rte", "sst2"):
         task = TASKS[name]
         texts += [e[f] for e in source.examples(task, "train")[:400] for f in task.text_features]
@@ -68,7 +88,8 @@ def tiny_preset(tmp_path_factory, glue_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_exports(tmp_path_factory, tiny_preset, glue_dir) -> Path:
-    """A training run's output folder with tiny models for CoLA, MRPC, STS-B and RTE, trained a few steps."""
+    """A training run's output folder with tiny models for CoLA, MRPC, STS-B and RTE, trained a few steps
+    on ``glue_dir``."""
     from glue_tf.config import TrainConfig
     from glue_tf.data.sources import TsvSource
     from glue_tf.tasks import TASKS

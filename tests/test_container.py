@@ -74,3 +74,19 @@ def test_the_image_entrypoint_serves_here(trained_exports, tmp_path):
     finally:
         os.killpg(process.pid, 15)
         process.wait(timeout=30)
+
+
+def test_runtime_stage_installs_the_locked_versions():
+    """The image runs what `make test` tested: pip in the final stage is constrained by the lock, and the
+    lock pins every dependency the service wheel declares (so nothing is left to the index's newest)."""
+    import tomllib
+
+    stage = _final_stage()
+    assert re.search(r"^COPY requirements/lock\.txt (\S+)", stage, re.M), "the lock is not copied into the stage"
+    lock_in_image = re.search(r"^COPY requirements/lock\.txt (\S+)", stage, re.M).group(1)
+    assert re.search(rf"pip install [^\n]*--constraint {re.escape(lock_in_image)} /wheels/\*\.whl", stage)
+    locked = {re.split(r"==", line)[0].lower() for line in (REPO / "requirements" / "lock.txt").read_text().splitlines()
+              if "==" in line and not line.startswith((" ", "#"))}
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.match(r"[A-Za-z0-9_.-]+", spec).group(0).lower().replace("_", "-") for spec in declared}
+    assert names - locked == set(), f"service dependencies missing from requirements/lock.txt: {names - locked}"

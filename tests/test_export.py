@@ -61,7 +61,8 @@ def test_export_reloads_without_keras_hub_and_matches_keras(tiny_preset, tmp_pat
         assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
         assert outputs["label_id"] == np.argmax(expected, axis=1).tolist()
     metadata = json.loads((path / "metadata.json").read_text())
-    assert metadata == {"note": "test", "task": task_name, "version": 1, "weights_sha256": export.weights_digest(model)}
+    assert metadata == {"note": "test", "task": task_name, "version": 1, "score_unit": "points",
+                        "weights_sha256": export.weights_digest(model)}
 
 
 def test_versions_increase_and_incomplete_exports_are_invisible(tiny_preset, tmp_path):
@@ -109,3 +110,10 @@ def test_exports_need_tensorflow_text_ops_beyond_core_tensorflow(trained_exports
     bare = "import tensorflow as tf; tf.saved_model.load(%r)" % str(version)
     failed = subprocess.run([sys.executable, "-c", bare], capture_output=True, text=True)
     assert failed.returncode != 0 and "Op type not registered" in failed.stderr
+
+
+def test_dev_metrics_are_read_in_points_from_old_and_new_exports():
+    assert export.dev_metrics({"score_unit": "points", "dev_metrics": {"accuracy": 84.25}}) == {"accuracy": 84.25}
+    # Exports written before metadata.json recorded its unit held fractions.
+    assert export.dev_metrics({"dev_metrics": {"accuracy": 0.8425}}) == {"accuracy": pytest.approx(84.25)}
+    assert export.dev_metrics({"score_unit": "points"}) is None

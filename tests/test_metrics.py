@@ -59,11 +59,28 @@ def test_mismatched_or_empty_inputs_are_refused():
         metrics.f1([], [])
 
 
-def test_compute_metrics_uses_the_task_metrics():
+def test_compute_metrics_uses_the_task_metrics_in_points():
     result = metrics.compute_metrics("mrpc", [1, 0, 1, 1], [1, 0, 0, 1])
     assert set(result) == {"f1", "accuracy"}
-    assert result["accuracy"] == 0.75 and result["f1"] == pytest.approx(0.8)
-    assert set(metrics.compute_metrics("stsb", [1.0, 2.0, 3.0], [1.1, 2.5, 2.9])) == {"pearson", "spearman"}
+    assert result["accuracy"] == 75.0 and result["f1"] == pytest.approx(80.0)
+    stsb = metrics.compute_metrics("stsb", [1.0, 2.0, 3.0], [1.1, 2.5, 2.9])
+    assert set(stsb) == {"pearson", "spearman"} and stsb["spearman"] == pytest.approx(100.0)
+    assert metrics.compute_metrics("cola", [0, 1, 0, 1], [1, 0, 1, 0]) == {"matthews_corrcoef": -100.0}
+
+
+def test_score_components_from_per_split_metrics():
+    mnli = {"validation_matched": {"accuracy": 80.0}, "validation_mismatched": {"accuracy": 82.0}}
+    components = metrics.score_components("mnli", mnli)
+    assert components == {"accuracy_matched": 80.0, "accuracy_mismatched": 82.0}
+    assert metrics.complete_score("mnli", components) == pytest.approx(81.0)
+    half = metrics.score_components("mnli", {"validation_matched": {"accuracy": 80.0}})
+    assert half == {"accuracy_matched": 80.0} and metrics.complete_score("mnli", half) is None
+
+
+def test_human_baseline_scores_come_from_the_task_registry():
+    assert metrics.human_score("mrpc") == pytest.approx((86.3 + 80.8) / 2)
+    assert metrics.human_score("ax") is None
+    assert metrics.human_glue_score() == 87.1  # the leaderboard's human row
 
 
 BERT_LARGE = {

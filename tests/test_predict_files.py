@@ -1,8 +1,9 @@
-"""`glue-tf evaluate` and `glue-tf predict` on real exports (tiny models trained a few steps) and real GLUE data."""
+"""`glue-tf evaluate` and `glue-tf predict` on real exports (tiny models trained a few steps) and GLUE-format files."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from glue_tf.inference import ExportPredictor
 from glue_tf.metrics import compute_metrics
 from glue_tf.predict_files import read_rows
 from glue_tf.tasks import TASKS
+from support.glue_files import SIZES
 
 pytestmark = pytest.mark.slow
 
@@ -22,11 +24,16 @@ def test_evaluate_matches_in_process_scoring(trained_exports, glue_dir, capsys):
     task = TASKS["mrpc"]
     examples = TsvSource(glue_dir).examples(task, "validation")
     version = export.latest(trained_exports, "mrpc")
-    expected = compute_metrics(task, [e["label"] for e in examples], ExportPredictor(version).outputs(task, examples))
+    predicted = ExportPredictor(version).outputs(task, examples)
+    labels = np.array([e["label"] for e in examples])
+    expected = compute_metrics(task, labels, predicted)
+    assert expected["accuracy"] == pytest.approx(100 * np.mean(labels == predicted))  # points, as GLUE reports
 
     assert cli.main(["evaluate", "--model", str(trained_exports), "--task", "mrpc", "--glue-dir", str(glue_dir)]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["examples"] == 408 and result["split"] == "validation"
+    printed = capsys.readouterr()
+    result = json.loads(printed.out)
+    assert f"accuracy {expected['accuracy']:.2f}; task score {result['score']:.2f}" in printed.err
+    assert result["examples"] == len(examples) == SIZES["mrpc"]["validation"] and result["split"] == "validation"
     assert result["metrics"] == pytest.approx(expected)
     assert result["score"] == pytest.approx((expected["f1"] + expected["accuracy"]) / 2)
 
@@ -34,9 +41,22 @@ def test_evaluate_matches_in_process_scoring(trained_exports, glue_dir, capsys):
 def test_evaluate_refuses_test_splits_and_wrong_models(trained_exports, glue_dir, capsys):
     cola = str(export.latest(trained_exports, "cola"))
     assert cli.main(["evaluate", "--model", cola, "--split", "test", "--glue-dir", str(glue_dir)]) == 2
-    assert "no labels" in capsys.readouterr().err
+    assert capsys.readouterr().err == "glue-tf: error: cola test has no labels (a test split); evaluate a dev split (validation)\n"
     assert cli.main(["evaluate", "--model", cola, "--task", "rte", "--glue-dir", str(glue_dir)]) == 2
-    assert "is a cola model" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"glue-tf: error: the export at {cola} is a cola model; rte needs a rte model\n"
+    assert cli.main(["evaluate", "--model", str(glue_dir), "--glue-dir", str(glue_dir)]) == 2
+    assert capsys.readouterr().err.startswith(f"glue-tf: error: --model {glue_dir}: no export there")
+
+
+def test_a_bug_is_not_passed_off_as_a_user_error(tiny_exports, glue_dir, tmp_path):
+    """An export whose metadata lacks its task is glue-tf's fault, not the user's: a KeyError with its
+    traceback, never the one-line ``glue-tf: error: 'task'`` that catching every KeyError used to print."""
+    broken = shutil.copytree(export.latest(tiny_exports, "rte"), tmp_path / "1")
+    metadata = json.loads((broken / "metadata.json").read_text())
+    del metadata["task"]
+    (broken / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(KeyError, match="task"):
+        cli.main(["evaluate", "--model", str(broken), "--glue-dir", str(glue_dir)])
 
 
 @pytest.mark.parametrize("suffix", ["tsv", "jsonl"])

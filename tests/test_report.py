@@ -7,7 +7,8 @@ from glue_tf import report, submission
 from glue_tf.tasks import GLUE_TASKS, TASKS
 
 
-def _result(name, value, majority=0.5):
+def _result(name, value, majority=50.0):
+    """A task result as train_task writes it: scores in points, padding efficiency a fraction."""
     task = TASKS[name]
     return {"dev": {key: value for key, _, _ in task.score_components}, "dev_score": value, "best_epoch": 2,
             "wall_seconds": 10.0, "train_examples_per_second": 100.0, "padding_efficiency": 0.95,
@@ -15,7 +16,7 @@ def _result(name, value, majority=0.5):
 
 
 def test_partial_report_names_missing_tasks_and_no_glue_score(tmp_path):
-    results = {"cola": _result("cola", 0.5), "mrpc": _result("mrpc", 0.8)}
+    results = {"cola": _result("cola", 50.0), "mrpc": _result("mrpc", 80.0)}
     written = report.write(tmp_path, results, {"qqp": "no data"}, wall_seconds=20.0)
     assert written["glue_score"] is None
     assert written["mean_over_present"] == pytest.approx(65.0)
@@ -29,10 +30,10 @@ def test_partial_report_names_missing_tasks_and_no_glue_score(tmp_path):
 
 
 def test_seeds_report_their_mean_and_a_model_below_the_majority_class_is_flagged(tmp_path):
-    seeded = _result("rte", 0.60)  # best seed
-    seeded.update(dev_mean={"accuracy": 0.55}, dev_score_mean=0.55, dev_score_std=0.04, best_seed=43,
+    seeded = _result("rte", 60.0)  # best seed
+    seeded.update(dev_mean={"accuracy": 55.0}, dev_score_mean=55.0, dev_score_std=4.0, best_seed=43,
                   seeds=[{"seed": 42}, {"seed": 43}, {"seed": 44}])
-    results = {"rte": seeded, "wnli": _result("wnli", 0.493, majority=0.563)}
+    results = {"rte": seeded, "wnli": _result("wnli", 49.3, majority=56.3)}
     written = report.write(tmp_path, results, {})
     assert written["tasks"]["rte"]["score"] == pytest.approx(55.0)  # the mean, not the best seed
     assert written["tasks"]["wnli"]["below_majority"] and not written["tasks"]["rte"]["below_majority"]
@@ -47,14 +48,14 @@ def test_majority_baseline_predicts_the_training_majority():
     from glue_tf.metrics import majority_baseline
 
     wnli = majority_baseline("wnli", [0, 0, 0, 1], {"validation": np.array([0] * 40 + [1] * 31)})
-    assert wnli == {"accuracy": pytest.approx(40 / 71)}
+    assert wnli == {"accuracy": pytest.approx(100 * 40 / 71)}
     mrpc = majority_baseline("mrpc", [1, 1, 0], {"validation": np.array([1, 1, 1, 0])})
-    assert mrpc == {"f1": pytest.approx(6 / 7), "accuracy": pytest.approx(0.75)}
+    assert mrpc == {"f1": pytest.approx(100 * 6 / 7), "accuracy": pytest.approx(75.0)}
     assert majority_baseline("stsb", [1.0, 3.0], {"validation": np.array([0.0, 5.0])}) == {"pearson": 0.0, "spearman": 0.0}
 
 
 def test_full_report_gives_the_glue_score():
-    results = {name: _result(name, 0.8) for name in GLUE_TASKS}
+    results = {name: _result(name, 80.0) for name in GLUE_TASKS}
     built = report.build(results, {})
     assert built["glue_score"] == pytest.approx(80.0)
     assert built["summary_line"] == "GLUE score 80.0"
@@ -75,3 +76,10 @@ def test_submission_files_use_the_leaderboard_formats(tmp_path):
     assert "MNLI-m.tsv" in missing and "AX.tsv" in missing and len(missing) == 8
     with pytest.raises(FileNotFoundError, match="no test predictions"):
         submission.make_zip(tmp_path / "empty")
+
+
+def test_report_rounds_points_half_up_like_the_leaderboard(tmp_path):
+    result = _result("mrpc", 80.25, majority=68.25)  # exact binary halves: Python's format would give 80.2
+    written = report.write(tmp_path, {"mrpc": result}, {})
+    assert written["tasks"]["mrpc"]["dev"] == {"f1": 80.25, "accuracy": 80.25}  # report.json keeps the points
+    assert "| MRPC | F1 80.3 / acc 80.3 | 80.3 | 68.3 | 83.6 |" in (tmp_path / "report.md").read_text()

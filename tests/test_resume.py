@@ -9,13 +9,16 @@ import time
 
 import pytest
 
+from support.glue_files import SIZES
+
 pytestmark = pytest.mark.slow
+TRAIN_EXAMPLES = SIZES["sst2"]["train"]  # all of the generated SST-2 train split, each epoch
 
 
 def _command(preset, glue_dir, out):
     return [
         sys.executable, "-m", "glue_tf.cli", "train", "--task", "sst2", "--glue-dir", str(glue_dir),
-        "--backbone", str(preset), "--epochs", "3", "--batch-size", "16", "--max-train-examples", "2000",
+        "--backbone", str(preset), "--epochs", "3", "--batch-size", "16", "--max-train-examples", str(TRAIN_EXAMPLES),
         "--max-eval-examples", "64", "--precision", "float32", "--out", str(out),
     ]
 
@@ -76,5 +79,5 @@ def test_a_kill_inside_an_epoch_loses_at_most_the_steps_since_the_last_step_chec
     seed = json.loads((out / "work" / "sst2" / "seed.json").read_text())
     assert [e["epoch"] for e in seed["epochs"]] == [1, 2, 3]
     # The resumed run trained only what was left: the rest of that epoch and the epochs after it.
-    assert seed["examples_trained"] == 2000 * (3 - epoch) - step * 16
+    assert seed["examples_trained"] == TRAIN_EXAMPLES * (3 - epoch) - step * 16
     assert (out / "models" / "sst2" / "1" / "saved_model.pb").is_file()

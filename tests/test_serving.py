@@ -1,5 +1,6 @@
 """The REST service under gunicorn on a loopback port, with small real exports, over real HTTP."""
 
+import json
 import os
 import shutil
 import signal
@@ -92,6 +93,9 @@ def test_info_endpoints(server):
     assert status == 200 and set(tasks["tasks"]) == {"cola", "mrpc", "stsb", "rte"}
     assert tasks["tasks"]["mrpc"]["fields"] == ["sentence1", "sentence2"]
     assert set(tasks["tasks"]["mrpc"]["dev_metrics"]) == {"f1", "accuracy"}
+    metadata = json.loads((server.model_dir / "models" / "mrpc" / "1" / "metadata.json").read_text())
+    assert tasks["tasks"]["mrpc"]["dev_metrics"] == metadata["dev_metrics"]  # points in both: no conversion
+    assert metadata["score_unit"] == "points" and metadata["dev_metrics"]["accuracy"] > 1.0
     assert call(server, "GET", "/healthz")[:2][0] == 200
     status, _, ready = call(server, "GET", "/readyz")
     assert status == 200 and ready["ready"] and ready["models"]["cola"] == 1

@@ -16,9 +16,9 @@ def offline_tfds(tfds_manual_dir, tfds_data_dir):
 
 
 @pytest.mark.parametrize("task_name", OFFLINE_TASKS)
-def test_tsv_folder_equals_tfds_built_from_archives(glue_dir, offline_tfds, task_name):
+def test_tsv_folder_equals_tfds_built_from_archives(real_glue_dir, offline_tfds, task_name):
     task = TASKS[task_name]
-    tsv_source = TsvSource(glue_dir)
+    tsv_source = TsvSource(real_glue_dir)
     assert offline_tfds.available_splits(task) == tsv_source.available_splits(task) == list(task.splits)
     for split in task.splits:
         from_tsv = tsv_source.examples(task, split)
@@ -33,8 +33,11 @@ def test_tsv_folder_equals_tfds_built_from_archives(glue_dir, offline_tfds, task
         assert tsv_source.load(task, split).element_spec == offline_tfds.load(task, split).element_spec
 
 
-def test_manual_dir_without_an_archive_names_the_files(tfds_manual_dir, tfds_data_dir):
-    source = TfdsSource(data_dir=tfds_data_dir, manual_dir=tfds_manual_dir, download=False)
+def test_manual_dir_without_an_archive_names_the_files(tmp_path):
+    manual_dir = tmp_path / "manual"
+    manual_dir.mkdir()
+    (manual_dir / "CoLA.zip").write_bytes(b"another task's archive")
+    source = TfdsSource(data_dir=tmp_path / "tensorflow_datasets", manual_dir=manual_dir, download=False)
     assert source.available_splits(TASKS["mnli"]) == []
     reason = source.missing_reason(TASKS["mnli"])
     assert "MNLI.zip" in reason and "glue/mnli" in reason

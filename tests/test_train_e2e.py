@@ -1,7 +1,8 @@
-"""A tiny random BERT trained end to end on real GLUE examples of every task kind."""
+"""A tiny random BERT trained end to end on GLUE-format examples of every task kind."""
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from glue_tf.data.sources import TsvSource
 from glue_tf.suite import train_all
 from glue_tf.tasks import TASKS
 from glue_tf.train import train_task
-from support.synthetic import write_mnli
+from support.glue_files import SIZES
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +42,10 @@ def test_train_evaluate_export_predict(tiny_preset, glue_dir, tmp_path, task_nam
     assert set(result["dev"]) == {key for key, _, _ in task.score_components}
     assert result["best_epoch"] in (1, 2)
     assert result["dev_score"] == max(e["dev_score"] for e in result["epochs"])
+    assert all(-100.0 <= v <= 100.0 for v in result["dev"].values())  # points, as GLUE reports them
+    if kind == "pair":
+        right = result["dev"]["accuracy"] * 48 / 100  # points: a whole number of the 48 dev examples
+        assert right >= 1 and right == pytest.approx(round(right))
     assert result["data"]["train_examples"] == 48 and result["data"]["dev_examples"] == {"validation": 48}
     assert 0.5 < result["padding_efficiency"] <= 1.0
 
@@ -49,9 +54,11 @@ def test_train_evaluate_export_predict(tiny_preset, glue_dir, tmp_path, task_nam
     metadata = json.loads((version / "metadata.json").read_text())
     assert metadata["task"] == task_name and metadata["label_names"] == list(task.label_names)
     assert metadata["max_seq_length"] == 128 and metadata["precision"] == "float32"
-    assert metadata["backbone"]["class"] == "BertBackbone" and metadata["vocabulary_size"] == 1500
+    vocabulary = (tiny_preset / "assets" / "tokenizer" / "vocabulary.txt").read_text().splitlines()
+    assert metadata["backbone"]["class"] == "BertBackbone" and metadata["vocabulary_size"] == len(vocabulary)
     assert len(metadata["dev_metrics_per_epoch"]) == 2 and metadata["data"]["source"].startswith("tsv:")
     assert metadata["training_config"]["learning_rate"] == 1e-3
+    assert metadata["score_unit"] == "points" and metadata["dev_metrics"] == result["dev"]
 
     rows = _read_predictions(tmp_path / "predictions" / task.test_splits["test"])
     assert rows[0] == ["index", "prediction"]
@@ -66,11 +73,9 @@ def test_train_evaluate_export_predict(tiny_preset, glue_dir, tmp_path, task_nam
 
 
 def test_train_all_three_class_mnli_scores_ax_and_reports_partial_results(tiny_preset, glue_dir, tmp_path):
-    glue = tmp_path / "glue"
-    rte = TsvSource(glue_dir).examples(TASKS["rte"], "train")[:60]
-    write_mnli(glue, [(e["sentence1"], e["sentence2"]) for e in rte])
-    (glue / "diagnostic").mkdir()
-    shutil.copy(glue_dir / "diagnostic" / "diagnostic.tsv", glue / "diagnostic" / "diagnostic.tsv")
+    glue = tmp_path / "glue"  # MNLI and AX only
+    for folder in ("MNLI", "diagnostic"):
+        shutil.copytree(glue_dir / folder, glue / folder)
     out = tmp_path / "run"
 
     report = train_all(TsvSource(glue), _config(tiny_preset, epochs=1), out, verbose=0)
@@ -81,6 +86,7 @@ def test_train_all_three_class_mnli_scores_ax_and_reports_partial_results(tiny_p
     assert "not a GLUE score" in report["summary_line"]
     assert set(report["skipped"]) == {"cola", "sst2", "mrpc", "stsb", "qqp", "qnli", "rte", "wnli"}
     assert "CoLA" in report["skipped"]["cola"] and "train.tsv" in report["skipped"]["cola"]
+    assert not report["skipped"]["qqp"].startswith("QQP")  # the line names the task once, not "QQP: QQP: ..."
     markdown = (out / "report.md").read_text()
     assert "| MNLI |" in markdown and "not a GLUE score" in markdown and "Not trained" in markdown
     assert (out / "report.png").stat().st_size > 1000
@@ -88,11 +94,16 @@ def test_train_all_three_class_mnli_scores_ax_and_reports_partial_results(tiny_p
     log = (out / "run.log").read_text()
     assert "[6/10] mnli: training" in log and "[1/10] cola: skipped" in log
     assert "[10/10] ax: no training data (train); scored with the existing model" in log
+    progress = [line[line.index("train-all: task "):] for line in log.splitlines() if "train-all: task " in line]
+    assert len(progress) == 10 and progress[0].startswith("train-all: task 1 of 10 (cola), ")
+    assert progress[5].endswith("time left unknown until a task has been trained")  # before MNLI, the first trained
+    assert re.fullmatch(r"train-all: task 7 of 10 \(qnli\), [\dhms ]+ elapsed, about [\dhms ]+ left", progress[6])
+    assert f"report at {out / 'report.md'}" in log
 
     ax = _read_predictions(out / "predictions" / "AX.tsv")
-    assert len(ax) == 1105 and {r[1] for r in ax[1:]} <= {"entailment", "neutral", "contradiction"}
+    assert len(ax) == SIZES["ax"]["test"] + 1 and {r[1] for r in ax[1:]} <= {"entailment", "neutral", "contradiction"}
     matched = _read_predictions(out / "predictions" / "MNLI-m.tsv")
-    assert len(matched) == 13 and {r[1] for r in matched[1:]} <= set(TASKS["mnli"].label_names)
+    assert len(matched) == SIZES["mnli"]["test_matched"] + 1 and {r[1] for r in matched[1:]} <= set(TASKS["mnli"].label_names)
 
     result = subprocess.run([sys.executable, "-m", "glue_tf.cli", "submit", "--out", str(out)],
                             capture_output=True, text=True, check=True)

@@ -1,4 +1,4 @@
-"""The GLUE TSV reader on the real files and on files the tests write in the real formats."""
+"""The GLUE TSV reader on files the tests write in the real formats, and on the real files where they are."""
 
 from pathlib import Path
 
@@ -8,8 +8,9 @@ from glue_tf.data import tsv
 from glue_tf.data.errors import DataError, MissingDataError
 from glue_tf.data.sources import TsvSource
 from glue_tf.tasks import TASKS
+from support.glue_files import SIZES
 
-EXPECTED_COUNTS = {
+REAL_COUNTS = {
     "cola": {"train": 8551, "validation": 1043, "test": 1063},
     "sst2": {"train": 67349, "validation": 872, "test": 1821},
     "mrpc": {"train": 3668, "validation": 408, "test": 1725},
@@ -21,25 +22,56 @@ EXPECTED_COUNTS = {
 }
 
 
-@pytest.mark.parametrize("task_name", sorted(EXPECTED_COUNTS))
-def test_real_files_read_completely(glue_dir, task_name):
-    task = TASKS[task_name]
-    assert tsv.available_splits(glue_dir, task) == list(EXPECTED_COUNTS[task_name])
-    for split, count in EXPECTED_COUNTS[task_name].items():
+def _check_complete(glue_dir, task, counts):
+    """Every split of ``counts`` is there, read row for row into tfds-shaped examples."""
+    assert tsv.available_splits(glue_dir, task) == list(counts), task.name
+    for split, count in counts.items():
         examples = tsv.read_split(glue_dir, task, split)
-        assert len(examples) == count
+        assert len(examples) == count, (task.name, split)
         assert [e["idx"] for e in examples] == list(range(count))
         for example in examples:
             assert set(example) == {"idx", "label", *task.text_features}
-            if split == "test":
+            if split.startswith("test"):
                 assert example["label"] == -1
             elif task.is_regression:
                 assert 0.0 <= example["label"] <= 5.0
             else:
                 assert 0 <= example["label"] < len(task.label_names)
+        if not split.startswith("test") and not task.is_regression:  # every class occurs
+            assert {e["label"] for e in examples} == set(range(len(task.label_names))), (task.name, split)
 
 
-def test_real_file_quirks(glue_dir):
+@pytest.mark.parametrize("task_name", sorted(SIZES))
+def test_files_in_every_tasks_format_read_completely(glue_dir, task_name):
+    _check_complete(glue_dir, TASKS[task_name], SIZES[task_name])
+
+
+def test_real_files_read_completely(real_glue_dir):
+    for task_name, counts in REAL_COUNTS.items():
+        _check_complete(real_glue_dir, TASKS[task_name], counts)
+
+
+def test_file_quirks(glue_dir):
+    # MRPC starts with a BOM and names its columns "#1 String"; the label is "Quality"; quotes are text.
+    assert (glue_dir / "MRPC" / "train.tsv").read_bytes().startswith(b"\xef\xbb\xbfQuality\t")
+    mrpc = [e for e in tsv.read_split(glue_dir, TASKS["mrpc"], "train") if e["sentence2"].startswith('"')]
+    assert mrpc and mrpc[0]["label"] == 1 and '," a spokesman said.' in mrpc[0]["sentence2"]
+    # CoLA dev has no header and no final newline: its last row is still read.
+    cola_dev = glue_dir / "CoLA" / "dev.tsv"
+    assert not cola_dev.read_text().endswith("\n")
+    last = cola_dev.read_text().rsplit("\n", 1)[-1].split("\t")
+    assert tsv.read_split(glue_dir, TASKS["cola"], "validation")[-1] == {
+        "idx": SIZES["cola"]["validation"] - 1, "label": int(last[1]), "sentence": last[3]}
+    # STS-B scores are floats, written "5.000" or "0"; label names map to ids (MNLI "contradiction" -> 2).
+    scores = [line.rsplit("\t", 1)[1] for line in (glue_dir / "STS-B" / "train.tsv").read_text().splitlines()[1:]]
+    assert "5.000" in scores and "0" in scores
+    assert {e["label"] for e in tsv.read_split(glue_dir, TASKS["stsb"], "train")} == {0.0, 1.25, 2.5, 3.75, 5.0}
+    mnli = (glue_dir / "MNLI" / "train.tsv").read_text().splitlines()[1].split("\t")
+    assert tsv.read_split(glue_dir, TASKS["mnli"], "train")[0]["label"] == TASKS["mnli"].label_names.index(mnli[-1])
+
+
+def test_real_file_quirks(real_glue_dir):
+    glue_dir = real_glue_dir
     # MRPC starts with a BOM and names its columns "#1 String"; the label is "Quality".
     mrpc = tsv.read_split(glue_dir, TASKS["mrpc"], "validation")[0]
     assert mrpc["label"] == 1 and mrpc["sentence1"].startswith("He said the foodservice pie")

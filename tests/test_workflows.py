@@ -62,7 +62,7 @@ def test_several_seeds_report_mean_and_std_and_export_the_best(tiny_preset, smal
     train_labels = [e["label"] for e in source.examples(task, "train")]
     majority = max(set(train_labels), key=train_labels.count)
     dev_labels = [e["label"] for e in source.examples(task, "validation")]
-    assert result["majority_score"] == pytest.approx(sum(label == majority for label in dev_labels) / len(dev_labels))
+    assert result["majority_score"] == pytest.approx(100 * sum(label == majority for label in dev_labels) / len(dev_labels))
     for seed in (42, 43):
         assert (tmp_path / "work" / "rte" / f"seed-{seed}" / "seed.json").is_file()
 

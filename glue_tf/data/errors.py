@@ -1,7 +1,9 @@
 """Errors for bad or missing GLUE data, each saying what to fix."""
 
+from glue_tf.errors import GlueTfError
 
-class DataError(ValueError):
+
+class DataError(GlueTfError, ValueError):
     """A data file that cannot be read as its task's format."""
 
     def __init__(self, path, line: int | None, message: str):
@@ -11,5 +13,5 @@ class DataError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
-class MissingDataError(FileNotFoundError):
+class MissingDataError(GlueTfError, FileNotFoundError):
     """A task or split that the chosen source does not have, and how to get it."""

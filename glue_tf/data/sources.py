@@ -43,7 +43,8 @@ class Source(abc.ABC):
 
     @abc.abstractmethod
     def missing_reason(self, task: Task) -> str:
-        """Why ``task`` has no splits here and how to get them (empty if it has some)."""
+        """Why ``task`` has no splits here and how to get them (empty if it has some); without the
+        task's name, which every caller shows beside it."""
 
 
 def _tensor_columns(task: Task, examples: list[dict]) -> dict:
@@ -79,7 +80,7 @@ class TsvSource(Source):
             return ""
         folder = os.path.join(self.glue_dir, task.tsv_dir)
         files = ", ".join(task.splits.values())
-        return f"{task.display_name}: no {files} under {folder} (or use tfds glue/{task.tfds_config})"
+        return f"no {files} under {folder} (or use tfds glue/{task.tfds_config})"
 
     def locate(self, task: Task, split: str) -> str:
         return str(tsv.split_path(self.glue_dir, task, split))
@@ -116,6 +117,10 @@ class TfdsSource(Source):
             return True
         if self.manual_dir:
             return not self._tfds.missing_archives(task, self.manual_dir)
+        if self.download:
+            # No network and nothing prepared: one error naming every way to get the data, now,
+            # not after minutes of tfds' retries (and before any model is built).
+            self._tfds.check_download(task, self.data_dir)
         return self.download
 
     def available_splits(self, task: Task) -> list[str]:
@@ -127,7 +132,7 @@ class TfdsSource(Source):
         try:
             self._tfds.prepare(task, self.data_dir, self.manual_dir, self.download)
         except MissingDataError as error:
-            return str(error)
+            return str(error).removeprefix(f"{task.display_name}: ")
         return ""
 
     def locate(self, task: Task, split: str) -> str:

@@ -8,13 +8,59 @@ where used: the serving stack has no tfds.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 from glue_tf.data.errors import MissingDataError
 from glue_tf.tasks import Task
 
-DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")
+DEFAULT_DATA_DIR = os.environ.get("TFDS_DATA_DIR") or os.path.join("~", "tensorflow_datasets")
+# The ways to get GLUE, named by every "no data" error (the README's "Data" section shows each).
+WAYS_TO_GET_DATA = (
+    "tfds with network (downloads to TFDS_DATA_DIR, default ~/tensorflow_datasets), "
+    "GLUE_DIR=<a GLUE TSV folder> (--glue-dir), or "
+    "TFDS_MANUAL_DIR=<a folder of the official GLUE archives> (--tfds-manual-dir)"
+)
+PROBE_TIMEOUT_SECONDS = 10
+
+
+class DownloadUnreachableError(MissingDataError):
+    """tfds would have to download a task, and its download URL cannot be reached."""
+
+
+@functools.lru_cache(maxsize=None)
+def _unreachable_reason(url: str) -> str | None:
+    """Why ``url`` cannot be reached (None when any HTTP answer comes back).
+
+    One request with no retries, through the same proxies tfds' downloader
+    (requests) would use: without a network, tfds itself retries each archive
+    for minutes before giving up.
+    """
+    import requests
+
+    try:
+        requests.head(url, timeout=PROBE_TIMEOUT_SECONDS, allow_redirects=True)
+    except requests.RequestException as error:
+        cause = getattr(error.args[0], "reason", error) if error.args else error  # urllib3's, if any
+        return f"{type(error).__name__}: {' '.join(str(cause).split())[:200]}"
+    return None
+
+
+def check_download(task: Task, data_dir=None) -> None:
+    """Raises ``DownloadUnreachableError`` when ``task`` is not prepared in ``data_dir`` and
+    the network cannot give it, at once, naming every way to get the data."""
+    glue_builder = builder(task, data_dir)
+    if glue_builder.is_prepared():
+        return
+    url = glue_builder.builder_config.data_url
+    reason = _unreachable_reason(url)
+    if reason is not None:
+        where = os.path.expanduser(data_dir or DEFAULT_DATA_DIR)
+        raise DownloadUnreachableError(
+            f"no GLUE data: tfds glue/{task.tfds_config} is not in {where} and its download "
+            f"{url} cannot be reached ({reason}); get the data with {WAYS_TO_GET_DATA}"
+        )
 
 
 def _download_config(manual_dir):
@@ -64,6 +110,8 @@ def prepare(task: Task, data_dir=None, manual_dir=None, download: bool = True):
             f"{task.display_name}: tfds glue/{task.tfds_config} is not prepared in {where}; "
             "allow downloads or pass a manual dir with the official archives"
         )
+    else:
+        check_download(task, data_dir)
     glue_builder.download_and_prepare(download_config=_download_config(manual_dir))
     return glue_builder
 

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template
 
+from glue_tf import export
 from glue_tf import metrics as glue_metrics
-from glue_tf.tasks import GLUE_TASKS, HUMAN_GLUE_SCORE, TASKS
+from glue_tf.tasks import GLUE_TASKS, TASKS
 from serving import schemas
 from serving.http import service
 from serving.jobs import StoreUnavailable
 
 operations = Blueprint("operations", __name__)
+
+
+@operations.app_template_filter("points")
+def points(value) -> str:
+    """A score on the page as the leaderboard and report.md print it: one decimal, rounded half up."""
+    return "–" if value is None else f"{glue_metrics.round_score(value):.1f}"
 
 
 def task_rows() -> dict:
@@ -26,8 +33,7 @@ def task_rows() -> dict:
             "fields": list(task.text_features),
             "label_names": list(task.label_names),
             "regression": task.is_regression,
-            "dev_metrics": {k: 100.0 * v for k, v in (model.metadata.get("dev_metrics") or {}).items()}
-            if task.model_task is None else None,
+            "dev_metrics": export.dev_metrics(model.metadata) if task.model_task is None else None,
             "human_baseline": dict(task.human_baseline),
             "backbone": (model.metadata.get("backbone") or {}).get("spec"),
             "path": str(model.path),
@@ -80,10 +86,8 @@ def index():
     rows = task_rows()
     components = {name: row["dev_metrics"] for name, row in rows.items() if row["dev_metrics"] and name in GLUE_TASKS}
     summary = glue_metrics.summarize(components)
-    table = []
-    for name, task in TASKS.items():
-        human = glue_metrics.task_score(task, task.human_baseline) if task.human_baseline else None
-        table.append({"name": name, "display": task.display_name, "row": rows.get(name),
-                      "score": summary["task_scores"].get(name), "human": human})
+    table = [{"name": name, "display": task.display_name, "row": rows.get(name),
+              "score": summary["task_scores"].get(name), "human": glue_metrics.human_score(task)}
+             for name, task in TASKS.items()]
     return render_template("index.html", table=table, summary=glue_metrics.describe(summary),
-                           human_glue=HUMAN_GLUE_SCORE, tasks=TASKS, rows=rows)
+                           human_glue=glue_metrics.human_glue_score(), tasks=TASKS, rows=rows)
