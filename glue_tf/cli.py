@@ -74,6 +74,8 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
                        help="train each task with seeds seed..seed+K-1; report mean/std, export the best")
     group.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every,
                        help=f"also checkpoint every N steps inside an epoch (default {defaults.checkpoint_every}; 0: off)")
+    group.add_argument("--skip-export-measurements", dest="measure_export", action="store_false",
+                       help="export without timing its signatures: quicker, but serves serving_default")
     group.add_argument("--overwrite", action="store_true",
                        help="retrain into an --out folder made with another configuration")
     group.add_argument("--max-train-examples", type=int, default=None, help="train on a random subset (smoke runs)")
@@ -98,7 +100,18 @@ def _train_config(args):
         max_eval_examples=args.max_eval_examples,
         seeds=args.seeds,
         checkpoint_every=args.checkpoint_every,
+        measure_export=args.measure_export,
     )
+
+
+def _add_inference_flags(parser: argparse.ArgumentParser) -> None:
+    from glue_tf.signature_choice import PRECISIONS, VARIABLE
+
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help=f"which signature runs: auto (bfloat16 where this machine has bf16 units and the "
+                             f"export measured it holding accuracy and winning, else the faster float32 path), "
+                             f"float32 or bfloat16 (default: ${VARIABLE}, else auto)")
 
 
 def _verbosity():
@@ -143,11 +156,12 @@ def _cmd_evaluate(args) -> int:
 
     from glue_tf.predict_files import evaluate_export
 
-    result = evaluate_export(args.model, args.task, _source(args), args.split, args.batch_size)
+    result = evaluate_export(args.model, args.task, _source(args), args.split, args.batch_size, args.precision)
     shown = ", ".join(f"{name} {value:.2f}" for name, value in result["metrics"].items())
     if "score" in result:
         shown += f"; task score {result['score']:.2f}"
-    print(f"{result['task']} {result['split']} ({result['examples']} examples, {result['export']}): {shown}", file=sys.stderr)
+    print(f"{result['task']} {result['split']} ({result['examples']} examples, {result['export']}, "
+          f"{result['signature_reason']}): {shown}", file=sys.stderr)
     print(json.dumps(result))
     return 0
 
@@ -155,8 +169,10 @@ def _cmd_evaluate(args) -> int:
 def _cmd_predict(args) -> int:
     from glue_tf.predict_files import predict_file
 
-    summary = predict_file(args.model, args.input, args.output, args.batch_size, args.input_format, args.output_format)
-    print(f"{summary['task']}: predicted {summary['rows']} rows with {summary['export']} -> {summary['output']}", file=sys.stderr)
+    summary = predict_file(args.model, args.input, args.output, args.batch_size, args.input_format,
+                           args.output_format, precision=args.precision)
+    print(f"{summary['task']}: predicted {summary['rows']} rows with {summary['export']} "
+          f"({summary['signature_reason']}) -> {summary['output']}", file=sys.stderr)
     return 0
 
 
@@ -204,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True, help="export version folder, models/<task> folder, or run folder")
     evaluate.add_argument("--task", default=None, help="default: the export's task (needed with a run folder)")
     evaluate.add_argument("--split", default=None, help="default: the task's first dev split")
-    evaluate.add_argument("--batch-size", type=int, default=64)
+    _add_inference_flags(evaluate)
     _add_source_flags(evaluate)
     evaluate.set_defaults(func=_cmd_evaluate)
 
@@ -214,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", required=True, help="TSV or JSONL (by extension) with label, label_id, probabilities")
     predict.add_argument("--input-format", choices=["tsv", "jsonl"], default=None, help="default: from the extension")
     predict.add_argument("--output-format", choices=["tsv", "jsonl"], default=None, help="default: from the extension")
-    predict.add_argument("--batch-size", type=int, default=64)
+    _add_inference_flags(predict)
     predict.set_defaults(func=_cmd_predict)
 
     submit = commands.add_parser("submit", help="zip the test predictions for the GLUE leaderboard")
@@ -228,8 +244,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that run exports: TensorFlow's faster oneDNN kernels are turned on before it loads (glue_tf.onednn).
+INFERENCE_COMMANDS = ("evaluate", "predict", "serve")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in INFERENCE_COMMANDS:
+        from glue_tf import onednn
+
+        print(f"glue-tf: {onednn.enable()}", file=sys.stderr)
     try:
         return args.func(args)
     except GlueTfError as error:  # anything else is a bug: its traceback is what to report

@@ -1,11 +1,19 @@
 """Text-in SavedModels in the TF Serving layout, written atomically.
 
-``<out>/models/<task>/<version>/`` holds a SavedModel whose ``serving_default``
-signature takes the task's raw text fields (string tensors named as in the
-task registry) and returns ``probabilities`` and ``label_id`` (STS-B: ``score``,
-clipped to [0, 5], and the unclipped ``raw_score``), plus ``metadata.json``.
-Tokenization runs inside the graph, padded only to the longest text of each
-request, so loading needs TensorFlow and tensorflow-text, not KerasHub.
+``<out>/models/<task>/<version>/`` holds a SavedModel whose signatures
+(:mod:`glue_tf.signatures`) take the task's raw text fields (string tensors
+named as in the task registry) and return ``probabilities``, ``label_id`` and
+``logits`` (STS-B: ``score``, clipped to [0, 5], and the unclipped
+``raw_score``), plus ``metadata.json`` and TF Serving's warm-up file.
+Tokenization runs inside the graph, so loading needs TensorFlow and
+tensorflow-text, not KerasHub. ``serving_default`` is float32, uncompiled and
+pads to the longest text of each request: it runs anywhere, stock TF Serving
+included. ``serving_compiled`` runs the same float32 encoder under XLA on a
+fixed grid of shapes; ``serving_bfloat16`` computes under ``mixed_bfloat16``.
+Whatever precision the model was trained in, all three read its float32
+weights. The metadata records what the export machine measured for each
+(:mod:`glue_tf.export_measure`), so where the model runs a signature can be
+chosen without labels.
 
 A version is written to a hidden temporary folder and renamed into place when
 complete: a reader never sees half a model, and a crash leaves only a
@@ -27,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from glue_tf import export_measure, signatures
+from glue_tf import model as model_lib
 from glue_tf.storage import writing
 from glue_tf.tasks import Task
 
@@ -57,39 +67,119 @@ def latest(out_dir, task_name: str) -> Path | None:
     return root / str(found[-1]) if found else None
 
 
+def _outputs(task: Task, logits):
+    """The signatures' outputs from float32 logits: one definition for every signature."""
+    import tensorflow as tf
+
+    if task.is_regression:
+        raw = logits[:, 0]
+        return {"score": tf.clip_by_value(raw, *task.score_range), "raw_score": raw}
+    return {
+        "probabilities": tf.nn.softmax(logits, axis=-1),
+        "label_id": tf.argmax(logits, axis=-1, output_type=tf.int64),
+        "logits": logits,
+    }
+
+
 def build_serving_module(model, preprocessor, task: Task):
-    """A ``tf.Module`` with the text-in ``serving_default`` function."""
+    """A ``tf.Module`` with the text-in functions of :data:`glue_tf.signatures.NAMES` (``module.signatures()``).
+
+    Whatever policy ``model`` was trained under, the float32 signatures run a
+    float32 rebuild of it and :data:`~glue_tf.signatures.BFLOAT16` a
+    ``mixed_bfloat16`` rebuild called statelessly on the float32 variables, so
+    the weights are saved once. The module tracks the preprocessor and those
+    variables, not the Keras models: saving a Keras model traces a default
+    signature for it and each model nested in it, seconds an export need not spend.
+    """
     import tensorflow as tf
 
     if not preprocessor.built:
         preprocessor.build(None)
-    input_names = tuple(model.input)
+    float32 = model_lib.rebuild(model, task, "float32")
+    bfloat16 = model_lib.rebuild(float32, task, "mixed_bfloat16")
+    input_names = model_lib.input_names(float32)
+    widths = signatures.grid_widths(int(preprocessor.sequence_length))
+    text_specs = [tf.TensorSpec([None], tf.string, name=name) for name in task.text_features]
+
+    # Each piece is traced once (the tokenizer's ragged ops take seconds) and called by every signature.
+    @tf.function(input_signature=text_specs)
+    def pack(*texts):
+        packed = preprocessor(x=texts)
+        lengths = tf.reduce_sum(tf.cast(packed["padding_mask"], tf.int32), axis=1)
+        return {name: packed[name] for name in input_names}, lengths
+
+    @tf.function
+    def float32_logits(inputs):
+        return tf.cast(float32(inputs, training=False), tf.float32)
+
+    def bfloat16_logits(inputs):
+        logits, _ = bfloat16.stateless_call(float32.trainable_variables, float32.non_trainable_variables,
+                                            inputs, training=False)
+        return tf.cast(logits, tf.float32)
+
+    compiled_logits = tf.function(lambda inputs: float32_logits(inputs), jit_compile=True)  # XLA, per grid shape
+
+    def padded_to_longest(texts, logits):
+        features, lengths = pack(*texts)
+        width = tf.maximum(tf.reduce_max(lengths), 2)  # pad to the longest text, not to max length
+        return _outputs(task, logits({name: column[:, :width] for name, column in features.items()}))
 
     class GlueServing(tf.Module):
         def __init__(self):
             super().__init__(name=f"glue_{task.name}")
-            self.model = model
-            self.preprocessor = preprocessor
+            self.preprocessor = preprocessor  # tracked: its tokenizer's resources and these variables are saved
+            self.weights = list(float32.weights)
 
-        @tf.function(
-            input_signature=[tf.TensorSpec([None], tf.string, name=name) for name in task.text_features]
-        )
+        @tf.function(input_signature=text_specs)
         def serve(self, *texts):
-            packed = self.preprocessor(x=tuple(texts))
-            lengths = tf.reduce_sum(tf.cast(packed["padding_mask"], tf.int32), axis=1)
-            width = tf.maximum(tf.reduce_max(lengths), 2)  # pad to the longest text, not to max length
-            inputs = {name: packed[name][:, :width] for name in input_names}
-            logits = tf.cast(self.model(inputs, training=False), tf.float32)
-            if task.is_regression:
-                raw = logits[:, 0]
-                return {"score": tf.clip_by_value(raw, *task.score_range), "raw_score": raw}
-            return {
-                "probabilities": tf.nn.softmax(logits, axis=-1),
-                "label_id": tf.argmax(logits, axis=-1, output_type=tf.int64),
-                "logits": logits,
-            }
+            return padded_to_longest(texts, float32_logits)
+
+        @tf.function(input_signature=text_specs)
+        def serve_bfloat16(self, *texts):
+            return padded_to_longest(texts, bfloat16_logits)
+
+        @tf.function(input_signature=text_specs)
+        def serve_compiled(self, *texts):
+            features, lengths = pack(*texts)
+            order = tf.argsort(lengths, stable=True)  # similar lengths share a sub-batch
+            in_order = {name: tf.gather(column, order) for name, column in features.items()}
+            logits = _grid_logits(compiled_logits, in_order, tf.gather(lengths, order), widths, task.num_outputs)
+            return _outputs(task, tf.gather(logits, tf.math.invert_permutation(order)))
+
+        def signatures(self):
+            return {signatures.DEFAULT: self.serve, signatures.COMPILED: self.serve_compiled,
+                    signatures.BFLOAT16: self.serve_bfloat16}
 
     return GlueServing()
+
+
+def _grid_logits(encode, features, lengths, widths, num_outputs: int):
+    """Logits of rows sorted by length, run as sub-batches padded to grid shapes (in-graph).
+
+    Each sub-batch has the grid batch size :func:`glue_tf.signatures.sub_batch_size`
+    gives for the rows left and holds the next rows (only the last has padding
+    rows: zeros with a zero padding mask, whose logits are dropped; rows never
+    attend to each other, so they change nothing). It is cut to the smallest
+    grid width that holds its longest row, which the rows before it do too.
+    """
+    import tensorflow as tf
+
+    sizes = tf.constant(signatures.BATCH_SIZES, tf.int32)
+    grid = tf.constant(widths, tf.int32)
+    rows = tf.size(lengths)
+
+    def step(start, logits):
+        batch = tf.reduce_max(tf.boolean_mask(sizes, sizes <= 2 * (rows - start)))
+        real = tf.minimum(batch, rows - start)
+        width = tf.reduce_min(tf.boolean_mask(grid, grid >= lengths[start + real - 1]))
+        inputs = {name: tf.pad(column[start : start + real, :width], [[0, batch - real], [0, 0]])
+                  for name, column in features.items()}
+        return start + real, tf.tensor_scatter_nd_update(
+            logits, tf.range(start, start + real)[:, None], encode(inputs)[:real])
+
+    _, logits = tf.while_loop(lambda start, _: start < rows, step,
+                              (tf.constant(0), tf.zeros([rows, num_outputs], tf.float32)))
+    return logits
 
 
 def weights_digest(model) -> str:
@@ -126,10 +216,15 @@ def latest_holding(out_dir, task_name: str, digest: str) -> Path | None:
     return path if read_metadata(path).get(WEIGHTS_DIGEST) == digest else None
 
 
-def export(model, preprocessor, task: Task, out_dir, metadata: dict, digest: str | None = None) -> Path:
+def export(model, preprocessor, task: Task, out_dir, metadata: dict, digest: str | None = None,
+           dev_examples: list[dict] | None = None) -> Path:
     """Writes the next version of ``task``'s SavedModel and returns its folder.
 
     ``digest``: the model's :func:`weights_digest` if the caller has it already.
+    ``dev_examples``: labelled examples (the task's text fields and ``label``)
+    to measure each signature's speed and dev score on, after compiling every
+    grid shape (:mod:`glue_tf.export_measure`); without them (None) the export
+    records no figures and costs no compiles.
     """
     import tensorflow as tf
 
@@ -142,11 +237,16 @@ def export(model, preprocessor, task: Task, out_dir, metadata: dict, digest: str
     version = max(existing, default=0) + 1
     tmp = root / f".tmp-{version}-{os.getpid()}"
     module = build_serving_module(model, preprocessor, task)
+    max_seq_length = int(preprocessor.sequence_length)
     final = root / str(version)
     with writing(f"the {task.name} export", final):
         try:
-            tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
-            metadata = {**metadata, "task": task.name, "version": version, "score_unit": SCORE_UNIT,
+            tf.saved_model.save(module, str(tmp), signatures=module.signatures())
+            requests = signatures.write_warmup(tmp, preprocessor, task.text_features, max_seq_length)
+            loaded = _loaded_signatures(tmp) if dev_examples is not None else {}  # measured as a server loads it
+            measured = export_measure.measure(loaded, task, requests, max_seq_length, dev_examples)
+            del loaded
+            metadata = {**metadata, **measured, "task": task.name, "version": version, "score_unit": SCORE_UNIT,
                         WEIGHTS_DIGEST: digest or weights_digest(model)}
             (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True), encoding="utf-8")
             os.replace(tmp, final)
@@ -155,17 +255,22 @@ def export(model, preprocessor, task: Task, out_dir, metadata: dict, digest: str
     return final
 
 
-def load_signatures(path) -> tuple[dict, dict]:
-    """Loads an export with TensorFlow and tensorflow-text only; returns ``({name: signature}, metadata)``."""
+def _loaded_signatures(path) -> dict:
+    """The SavedModel's signatures by name, each holding the loaded object that owns its resources."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  registers the tokenizer ops the graph uses
 
-    metadata = read_metadata(path)
     loaded = tf.saved_model.load(str(path))
-    signatures = dict(loaded.signatures)
-    for signature in signatures.values():
+    found = dict(loaded.signatures)
+    for signature in found.values():
         signature._loaded = loaded  # keep the resources alive as long as the signature
-    return signatures, metadata
+    return found
+
+
+def load_signatures(path) -> tuple[dict, dict]:
+    """Loads an export with TensorFlow and tensorflow-text only; returns ``({name: signature}, metadata)``."""
+    metadata = read_metadata(path)
+    return _loaded_signatures(path), metadata
 
 
 def load(path):

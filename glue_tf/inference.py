@@ -1,4 +1,11 @@
-"""Predictions from an exported SavedModel (TensorFlow and tensorflow-text only), and its scores."""
+"""Predictions from an exported SavedModel (TensorFlow and tensorflow-text only), and its scores.
+
+The signature run is chosen where the model runs (:mod:`glue_tf.signature_choice`).
+Examples are sorted by length so each call pads little. The compiled signature
+sorts and cuts its input into grid sub-batches itself, so it gets bigger calls
+(:data:`COMPILED_CALL_ROWS`): fewer calls, and its sub-batches fill its largest
+grid size.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +13,70 @@ import time
 
 import numpy as np
 
-from glue_tf import export, metrics
+from glue_tf import export, metrics, signature_choice, signatures
 from glue_tf.errors import ModelMismatchError, UnlabelledSplitError
 from glue_tf.tasks import Task
 
+COMPILED_CALL_ROWS = 512
+
 
 class ExportPredictor:
-    """Calls an export's ``serving_default`` in batches of similar length (they pad less)."""
+    """Calls the export's chosen signature (``.signature_name``, ``.reason``) in batches of similar length.
 
-    def __init__(self, path, batch_size: int = 64):
-        self.signature, self.metadata = export.load(path)
+    ``precision``: ``auto``, ``float32`` or ``bfloat16`` (see ``choose``); ``setting``
+    names where it came from, for the error a bad value raises.
+    """
+
+    def __init__(self, path, batch_size: int = 64, precision: str = "auto", bf16_units: bool | None = None,
+                 setting: str = "--precision"):
+        self.signatures, self.metadata = export.load_signatures(path)
+        self.signature_name, self.reason = signature_choice.choose(
+            self.metadata, self.signatures, precision, bf16_units, setting)
+        self.signature = self.signatures[self.signature_name]
         self.path = path
         self.batch_size = batch_size
+        self.call_rows = rows_per_call(self.signature_name, batch_size)
 
     def raw_outputs(self, task: Task, examples: list[dict]) -> dict[str, np.ndarray]:
         """Every output of the signature (probabilities, label_id, ... or score), in ``examples`` order."""
         import tensorflow as tf
 
-        order = np.argsort([sum(len(e[f]) for f in task.text_features) for e in examples], kind="stable")
-        outputs: dict[str, np.ndarray] = {}
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            result = self.signature(**{f: tf.constant([examples[r][f] for r in rows]) for f in task.text_features})
-            for key, value in result.items():
-                value = value.numpy()
-                if key not in outputs:
-                    outputs[key] = np.zeros((len(examples), *value.shape[1:]), value.dtype)
-                outputs[key][rows] = value
-        return outputs
+        def call(columns):
+            result = self.signature(**{field: tf.constant(texts) for field, texts in columns.items()})
+            return {key: value.numpy() for key, value in result.items()}
+
+        columns = {field: [e[field] for e in examples] for field in task.text_features}
+        return run_length_sorted(call, columns, self.call_rows)
 
     def outputs(self, task: Task, examples: list[dict]) -> np.ndarray:
         """Label ids (or clipped STS-B scores) for ``examples``, in their order."""
         if not examples:
             return np.zeros(0, dtype=np.float32 if task.is_regression else np.int64)
         return metrics.predictions_from_outputs(task, self.raw_outputs(task, examples))
+
+
+def rows_per_call(signature_name: str, batch_size: int) -> int:
+    """How many rows to give one call of a signature: ``batch_size``, or more for the compiled one."""
+    return max(COMPILED_CALL_ROWS, batch_size) if signature_name == signatures.COMPILED else batch_size
+
+
+def run_length_sorted(call, columns: dict[str, list[str]], rows: int, on_progress=None) -> dict[str, np.ndarray]:
+    """``call(columns) -> {output: array}`` over rows sorted by text length, ``rows`` per call; outputs in input
+    order. ``on_progress(done)`` after each call. The one batching loop of ``evaluate``, ``predict`` and
+    the service's ``/score`` and jobs."""
+    size = len(next(iter(columns.values()), []))
+    order = np.argsort([sum(len(texts[i]) for texts in columns.values()) for i in range(size)], kind="stable")
+    outputs: dict[str, np.ndarray] = {}
+    for start in range(0, size, rows):
+        picked = order[start : start + rows]
+        for key, value in call({field: [texts[i] for i in picked] for field, texts in columns.items()}).items():
+            value = np.asarray(value)
+            if key not in outputs:
+                outputs[key] = np.zeros((size, *value.shape[1:]), value.dtype)
+            outputs[key][picked] = value
+        if on_progress:
+            on_progress(min(start + rows, size))
+    return outputs
 
 
 def score_export(predictor: ExportPredictor, task: Task, source, splits) -> dict:

@@ -73,3 +73,38 @@ def loss_for(task: Task):
     if task.is_regression:
         return keras.losses.MeanSquaredError()
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def backbone_of(model):
+    """The KerasHub backbone inside a model made by :func:`build`."""
+    import keras_hub
+
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras_hub.models.Backbone):
+            return layer
+    raise ValueError(f"{model.name} holds no KerasHub backbone")
+
+
+def rebuild(model, task: Task, policy: str):
+    """The same network with the same (float32) weights, computing under dtype policy ``policy``.
+
+    Keras 3 fixes a layer's dtype policy when it is built and writes it into its
+    config, so a model trained under ``mixed_bfloat16`` keeps computing in
+    bfloat16 whatever the global policy later says. The backbone is rebuilt from
+    its config with ``policy`` in place of the recorded one, the head by
+    :func:`build` under ``policy`` as the global policy (its final float32 layer
+    stays float32), and the weights copied: mixed policies keep variables in
+    float32, so nothing is rounded.
+    """
+    import keras
+
+    backbone = backbone_of(model)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        clone = type(backbone).from_config({**backbone.get_config(), "dtype": policy})
+        rebuilt = build(clone, task)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt

@@ -145,13 +145,26 @@ def _writer(handle, task: Task, fmt: str):
     return write
 
 
-def predict_file(model, input_path, output_path, batch_size: int = 64, input_format=None, output_format=None,
-                 progress: Progress | None = None) -> dict:
-    """Predicts every row of ``input_path`` with the export at ``model``; returns a summary."""
+def predictor_for(version: Path, batch_size: int, precision: str | None):
+    """The export's predictor running the signature chosen for ``precision`` (None: ``GLUE_TF_PRECISION``)."""
+    from glue_tf import signature_choice
     from glue_tf.inference import ExportPredictor
 
+    if precision is None:
+        return ExportPredictor(version, batch_size, signature_choice.from_environment(),
+                               setting=signature_choice.VARIABLE)
+    return ExportPredictor(version, batch_size, precision)
+
+
+def predict_file(model, input_path, output_path, batch_size: int = 64, input_format=None, output_format=None,
+                 progress: Progress | None = None, precision: str | None = None) -> dict:
+    """Predicts every row of ``input_path`` with the export at ``model``; returns a summary.
+
+    ``precision``: ``auto``, ``float32`` or ``bfloat16`` (``glue_tf.signature_choice``);
+    None reads ``GLUE_TF_PRECISION``.
+    """
     version = resolve_export(model)
-    predictor = ExportPredictor(version, batch_size)
+    predictor = predictor_for(version, batch_size, precision)
     task = get_task(predictor.metadata["task"])
     input_path, output_path = Path(input_path), Path(output_path)
     out_format = _format(output_path, output_format)
@@ -175,21 +188,24 @@ def predict_file(model, input_path, output_path, batch_size: int = 64, input_for
     finally:
         tmp.unlink(missing_ok=True)
         progress.close()
-    return {"task": task.name, "export": str(version), "rows": count, "output": str(output_path)}
+    return {"task": task.name, "export": str(version), "rows": count, "output": str(output_path),
+            "signature": predictor.signature_name, "signature_reason": predictor.reason}
 
 
-def evaluate_export(model, task_name: str | None, source, split: str | None, batch_size: int = 64) -> dict:
-    """Official metrics (points) of an export on a labelled split of any data source."""
-    from glue_tf.inference import ExportPredictor, score_export
+def evaluate_export(model, task_name: str | None, source, split: str | None, batch_size: int = 64,
+                    precision: str | None = None) -> dict:
+    """Official metrics (points) of an export on a labelled split of any data source (``precision``: as
+    for :func:`predict_file`)."""
+    from glue_tf.inference import score_export
 
     version = resolve_export(model, task_name)
-    predictor = ExportPredictor(version, batch_size)
+    predictor = predictor_for(version, batch_size, precision)
     task = get_task(task_name or predictor.metadata["task"])
     split = split or task.score_components[0][1]  # the first dev split (AX: its test split)
     scored = score_export(predictor, task, source, [split])
     examples, seconds = scored["examples"][split], scored["seconds"]
-    result = {"task": task.name, "split": split, "export": str(version), "examples": examples,
-              "metrics": scored["metrics"][split], "examples_per_second": round(examples / seconds, 1) if seconds else None}
+    result = {"task": task.name, "split": split, "export": str(version), "signature": predictor.signature_name,
+              "signature_reason": predictor.reason, "examples": examples, "metrics": scored["metrics"][split], "examples_per_second": round(examples / seconds, 1) if seconds else None}
     if scored["score"] is not None:
         result["score"] = scored["score"]
     return result

@@ -20,7 +20,7 @@ from glue_tf.errors import GlueTfError
 
 FILE = "run_config.json"
 # Settings that change speed or bookkeeping, not what is computed.
-NOT_COMPARED = ("eval_batch_size", "checkpoint_every", "jit_compile")
+NOT_COMPARED = ("eval_batch_size", "checkpoint_every", "jit_compile", "measure_export")
 
 
 # The unit of the scores in the folder's results and checkpoints. Folders written when

@@ -26,12 +26,14 @@ def _missing_for_training(task: Task, source: Source) -> list[str]:
 
 def _score_with_export(task: Task, source: Source, out_dir: Path, log) -> dict | None:
     """Scores ``task`` with an existing export (its own, or its model task's); None if there is none."""
-    from glue_tf.inference import ExportPredictor, score_export
+    from glue_tf.inference import score_export
+    from glue_tf.predict_files import predictor_for
 
     path = export.latest(out_dir, task.predicted_by)
     if path is None:
         return None
-    predictor = ExportPredictor(path)
+    predictor = predictor_for(path, 64, None)  # the signature GLUE_TF_PRECISION (else auto) picks
+    log(f"{task.name}: scoring with {path} ({predictor.reason})")
     available = source.available_splits(task)
     scored = score_export(predictor, task, source, [s for s in task.dev_splits if s in available])
     dev = scored["components"] if scored["score"] is not None else None

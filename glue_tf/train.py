@@ -365,7 +365,8 @@ def train_task(
         if version_dir is not None:
             log(f"{task.name}: {version_dir} already holds these weights; not exported again")
         else:
-            version_dir = export.export(model, preprocessor, task, out_dir, metadata=_metadata(result), digest=digest)
+            version_dir = export.export(model, preprocessor, task, out_dir, metadata=_metadata(result), digest=digest,
+                                        dev_examples=_dev_examples(source, task, dev) if cfg.measure_export else None)
             log(f"{task.name}: exported {version_dir}" + (f" (seed {best_record['seed']})" if len(seeds) > 1 else ""))
         result["export"] = str(version_dir)
         predictor = Predictor(model, cfg.eval_batch_size)
@@ -374,6 +375,15 @@ def train_task(
     if chief:
         checkpoints.atomic_write_text(work / "result.json", json.dumps(result, indent=2))
     return result
+
+
+def _dev_examples(source: Source, task: Task, dev: dict) -> list[dict]:
+    """The dev rows this run evaluated, as text: the export measures its signatures on them."""
+    rows = []
+    for split, encoded in dev.items():
+        evaluated = set(encoded.idx.tolist())
+        rows += [example for example in source.examples(task, split) if example["idx"] in evaluated]
+    return rows
 
 
 def _metadata(result: dict) -> dict:

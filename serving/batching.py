@@ -6,6 +6,13 @@ or ``timeout_ms`` have passed, calls the model once (the export pads the batch
 only to its longest text), and hands each request its rows. A queue holding
 ``max_queue`` instances answers 429 instead of growing without bound.
 
+Under load, when more than a batch's worth is waiting, the thread takes what is
+queued (up to :data:`GROUPED_BATCHES` batches' worth), orders those requests by
+the length of their longest text and cuts them into batches of at most
+``max_batch_size`` instances: short texts are no longer padded to a long one
+that happened to arrive beside them. Each request still gets its own rows, in
+its own order.
+
 A merged call that fails is split in halves and each half retried, down to
 single requests, so only a request that fails on its own gets an error: one
 bad request never fails the requests it happened to share a batch with.
@@ -20,6 +27,8 @@ import time
 import numpy as np
 
 from serving.errors import Overloaded
+
+GROUPED_BATCHES = 4  # how many batches' worth of queued instances are ordered by length together
 
 
 class _Pending:
@@ -91,15 +100,14 @@ class Batcher:
             size = batch[0].size
             deadline = time.monotonic() + self.timeout
             while size < self.max_batch_size:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    nxt = self._queue.get(timeout=remaining)
-                except queue.Empty:
-                    break
+                nxt = self._next(deadline - time.monotonic())
                 if nxt is None:
-                    self._queue.put(None)  # close after this batch
+                    break
+                batch.append(nxt)
+                size += nxt.size
+            while size < self.max_batch_size * GROUPED_BATCHES:  # under load: what is already queued, no waiting
+                nxt = self._next(0)
+                if nxt is None:
                     break
                 batch.append(nxt)
                 size += nxt.size
@@ -107,7 +115,33 @@ class Batcher:
                 self._queued -= size
             if self._on_queue:
                 self._on_queue(-size)
-            self._execute(batch)
+            for group in self._by_length(batch) if size > self.max_batch_size else [batch]:
+                self._execute(group)
+
+    def _next(self, wait: float) -> _Pending | None:
+        """The next queued request within ``wait`` seconds (0: only one already queued), else None."""
+        try:
+            nxt = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if nxt is None:
+            self._queue.put(None)  # close after this batch
+        return nxt
+
+    def _by_length(self, pending: list[_Pending]) -> list[list[_Pending]]:
+        """Requests ordered by their longest text, cut into batches of at most ``max_batch_size`` instances
+        (a larger request alone)."""
+        def longest(request: _Pending) -> int:
+            return max((sum(len(texts[i]) for texts in request.columns.values()) for i in range(request.size)), default=0)
+
+        groups, size = [[]], 0
+        for request in sorted(pending, key=longest):
+            if groups[-1] and size + request.size > self.max_batch_size:
+                groups.append([])
+                size = 0
+            groups[-1].append(request)
+            size += request.size
+        return groups
 
     def _execute(self, batch: list[_Pending]) -> None:
         """Answers every request of ``batch``; a failed call is retried in halves."""

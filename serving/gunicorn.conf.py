@@ -3,12 +3,20 @@
 Models are loaded in every worker after the fork (``preload_app`` stays off:
 TensorFlow's thread pools do not survive a fork). ``gthread`` workers let
 concurrent requests of one worker meet in the batching queue.
+
+A worker loads and warms up its models in a background thread; it starts
+accepting connections only once they are ready (``post_worker_init``), telling
+the master it is alive meanwhile, so warm-up compiles may outlast ``timeout``
+and a worker never answers a request with a model still warming up. The
+master and the workers already serving go on answering.
 """
 
 import os
 import shutil
 import sys
+import time
 
+from glue_tf import onednn
 from serving.settings import ServerSettings, Settings, SettingsError
 
 # Every variable is checked here, in the master, before any worker starts: a bad one
@@ -25,6 +33,9 @@ except SettingsError as error:
 _metrics_dir = os.path.abspath(os.path.join(_settings.state_dir, "metrics"))
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 os.makedirs(_metrics_dir, exist_ok=True)
+
+# TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when a worker imports it: chosen here, in the master.
+_onednn = onednn.enable()
 
 bind = _server.bind
 workers = _server.workers
@@ -49,8 +60,23 @@ def on_starting(server):
     os.makedirs(_metrics_dir, exist_ok=True)
 
 
+def when_ready(server):
+    server.log.info(_onednn)
+
+
 def child_exit(server, worker):
     """A dead worker's live gauges (queue length) stop counting; its counters stay."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):
+    """Holds the worker back from accepting until its models are loaded and warmed up, heartbeating meanwhile."""
+    service = worker.wsgi.extensions["glue_tf"]
+    started = time.monotonic()
+    while worker.alive and not service.wait_until_loaded(timeout=1.0):
+        worker.notify()  # the master kills a worker silent for `timeout` seconds
+    if worker.alive:
+        worker.log.info("worker %s: models loaded and warmed up in %.1f s; accepting requests", os.getpid(),
+                        time.monotonic() - started)

@@ -4,9 +4,16 @@ Which versions of a task are served follows TF Serving's version policy
 (``latest`` N, ``all`` or ``specific`` versions; latest 1 by default) over the
 complete versions under ``<model_dir>/models/<task>/``; labels such as
 ``stable`` or ``canary`` name versions. A watcher thread rescans the folder and
-loads each newly wanted version, which must answer a warm-up request before it
-serves; only then are versions the policy no longer wants unloaded, so a task
-never drops to no model because a newer version failed. A request in flight
+loads each newly wanted version; only then are versions the policy no longer
+wants unloaded, so a task never drops to no model because a newer version failed.
+
+Each version runs the signature ``glue_tf.signature_choice`` picks for this
+machine and ``GLUE_TF_PRECISION`` (a request may name another). Before it
+serves, it replays TF Serving's warm-up file
+(``assets.extra/tf_serving_warmup_requests``, one request per compiled grid
+shape) against that signature and ``serving_default`` once, so no request pays
+an XLA compile; an export without the file answers one warm-up request. Status
+shows a version LOADING meanwhile, then AVAILABLE. A request in flight
 keeps the version it started with. A version that is incomplete (no
 ``saved_model.pb`` or ``metadata.json``: never renamed into place), corrupt,
 for another task, or reached through a link out of the model folder is refused
@@ -24,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from glue_tf import export
+from glue_tf import export, signature_choice
+from glue_tf import signatures as glue_signatures
 from glue_tf.tasks import TASKS, Task
-from serving.errors import ApiError, NotFound
+from serving.errors import ApiError, NotFound, Unavailable
 from serving.model_config import ModelConfig, VersionPolicy
 
 log = logging.getLogger("glue_tf.serving")
@@ -42,6 +50,8 @@ class LoadedModel:
     metadata: dict
     signatures: dict
     loaded_at: float
+    chosen: str = DEFAULT_SIGNATURE  # what a request that names no signature runs
+    reason: str = ""  # why, in words (signature_choice.choose)
 
     @functools.cached_property
     def signature_defs(self) -> dict:
@@ -49,14 +59,14 @@ class LoadedModel:
         return export.signature_def_map(self.path)
 
     def signature(self, name: str | None):
-        signature = self.signatures.get(name or DEFAULT_SIGNATURE)
+        signature = self.signatures.get(name or self.chosen)
         if signature is None:
             raise ApiError(f'Serving signature name: "{name}" not found in signature def; this export has '
                            f"{sorted(self.signatures)}", code="unknown_signature")
         return signature
 
     def predict(self, columns: dict[str, list[str]], signature: str | None = None) -> dict[str, np.ndarray]:
-        """Runs a signature (``serving_default`` unless named) on text columns named as the task's fields."""
+        """Runs a signature (the chosen one unless named) on text columns named as the task's fields."""
         import tensorflow as tf
 
         function = self.signature(signature)
@@ -72,8 +82,11 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
-def load_version(task: Task, path: Path) -> LoadedModel:
-    """Loads and checks one version; raises ``ValueError`` with the reason if it is unusable."""
+def load_version(task: Task, path: Path, precision: str = "auto") -> LoadedModel:
+    """Loads, checks and warms up one version; raises ``ValueError`` with the reason if it is unusable.
+
+    ``precision``: ``GLUE_TF_PRECISION``, for the choice of the signature it runs.
+    """
     signatures, metadata = export.load_signatures(path)
     if metadata.get("task") != task.name:
         raise ValueError(f"metadata.json says task {metadata.get('task')!r}, not {task.name!r}")
@@ -86,9 +99,29 @@ def load_version(task: Task, path: Path) -> LoadedModel:
     expected = {"score"} if task.is_regression else {"probabilities", "label_id"}
     if not expected <= set(default.structured_outputs):
         raise ValueError(f"signature outputs {sorted(default.structured_outputs)} lack {sorted(expected)}")
-    model = LoadedModel(task, int(path.name), path, metadata, signatures, time.time())
-    model.predict({name: ["warm-up"] for name in task.text_features})  # fails here, not on a client
+    chosen, reason = signature_choice.choose(metadata, signatures, precision, setting="GLUE_TF_PRECISION")
+    model = LoadedModel(task, int(path.name), path, metadata, signatures, time.time(), chosen, reason)
+    warm_up(model)  # fails here, not on a client
+    model.loaded_at = time.time()
     return model
+
+
+def warm_up(model: LoadedModel) -> int:
+    """Replays the export's warm-up requests on the chosen signature, and one on ``serving_default``.
+
+    The requests cover every shape the compiled signature runs, so it compiles
+    them all here. Without a warm-up file (an older export), one request.
+    Returns the number of requests replayed.
+    """
+    requests = glue_signatures.warmup_requests(model.path)
+    if not requests:
+        model.predict({name: ["warm-up"] for name in model.task.text_features})
+        return 1
+    for columns in requests:
+        model.predict(columns)
+    if model.chosen != DEFAULT_SIGNATURE:
+        model.predict(requests[0], DEFAULT_SIGNATURE)
+    return len(requests) + (model.chosen != DEFAULT_SIGNATURE)
 
 
 def _state(version: int, state: str, error_code: str = "OK", message: str = "") -> dict:
@@ -99,50 +132,98 @@ class ModelRegistry:
     """Thread-safe map task -> served versions, refreshed by ``refresh`` / a watcher thread.
 
     ``config_for(task_name)`` gives a task's ``ModelConfig`` (policy and labels), or None
-    for a task this server must not serve (a config file that does not name it).
+    for a task this server must not serve (a config file that does not name it);
+    ``precision`` is ``GLUE_TF_PRECISION``. ``load_in_background`` loads the versions
+    wanted at start in a thread (warm-up compiles take longer than gunicorn lets a
+    worker boot); ``initial_load_done`` tells when it has finished.
     """
 
-    def __init__(self, model_dir, config_for=lambda name: DEFAULT_CONFIG):
+    def __init__(self, model_dir, config_for=lambda name: DEFAULT_CONFIG, precision: str = "auto"):
         self.model_dir = Path(model_dir)
         self.config_for = config_for
+        self.precision = precision
         self._models: dict[str, dict[int, LoadedModel]] = {}
         self._refused: dict[tuple[str, int], str] = {}
         self._unloaded: set[tuple[str, int]] = set()
+        self._loading: set[tuple[str, int]] = set()  # wanted, not yet served: being loaded and warmed up
         self._lock = threading.Lock()
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
+        self.initial_load_done = threading.Event()
 
     # --- loading -------------------------------------------------------------------------
+    def load_in_background(self, then=None) -> threading.Thread:
+        """Loads every wanted version in a thread (:meth:`refresh`), then calls ``then()`` and sets
+        ``initial_load_done`` (in that order: whoever waits sees what ``then`` started). The versions it will
+        load count as LOADING from now on."""
+        with self._lock:
+            self._loading.update(self._pending())
+
+        def load():
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 - the worker serves what loaded; the watcher tries again
+                log.exception("loading the models failed")
+            finally:
+                with self._lock:
+                    self._loading.clear()
+                try:
+                    if then:
+                        then()
+                finally:
+                    self.initial_load_done.set()
+
+        thread = threading.Thread(target=load, name="model-loader", daemon=True)
+        thread.start()
+        return thread
+
     def refresh(self) -> list[str]:
         """Loads the versions each task's policy wants and unloads the others; a line per change or refusal."""
         changes = []
+        for task, task_root, config in self._tasks():
+            wanted = self._load_wanted(task, task_root, config, changes)
+            self._unload_unwanted(task, wanted, changes)
+        return changes
+
+    def _tasks(self):
+        """``(task, its folder, its config)`` of every task with a model folder this server serves."""
         root = self.model_dir / "models"
         for task in TASKS.values():
             config = self.config_for(task.name)
             task_root = root / task.name
             if task.model_task or config is None or not task_root.is_dir() or not _inside(task_root, self.model_dir):
                 continue  # AX is answered by the MNLI model
-            wanted = self._load_wanted(task, task_root, config, changes)
-            self._unload_unwanted(task, wanted, changes)
-        return changes
+            yield task, task_root, config
+
+    def _missing(self, task: Task, task_root: Path, config) -> tuple[list[int], list[int]]:
+        """``(wanted, missing)``: the versions the policy wants, and those of them not served yet (newest first)."""
+        usable = [v for v in export.versions(task_root) if (task.name, v) not in self._refused]
+        wanted = config.policy.select(usable)
+        served = self._models.get(task.name, {})
+        return wanted, [v for v in reversed(wanted) if v not in served]
+
+    def _pending(self) -> set[tuple[str, int]]:
+        return {(task.name, v) for task, root, config in self._tasks() for v in self._missing(task, root, config)[1]}
 
     def _load_wanted(self, task: Task, task_root: Path, config, changes: list) -> list[int]:
         while True:
-            usable = [v for v in export.versions(task_root) if (task.name, v) not in self._refused]
-            wanted = config.policy.select(usable)
-            served = self._models.get(task.name, {})
-            missing = [v for v in reversed(wanted) if v not in served]
+            wanted, missing = self._missing(task, task_root, config)
             if not missing:
                 return wanted
             version = missing[0]
             path = task_root / str(version)
+            served = self._models.get(task.name, {})
+            with self._lock:
+                self._loading.add((task.name, version))
             try:
                 if not _inside(path, self.model_dir):
                     raise ValueError("resolves outside the model folder (symlink)")
-                loaded = load_version(task, path)
+                loaded = load_version(task, path, self.precision)
             except Exception as error:  # noqa: BLE001 - any failure refuses the version
                 reason = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
-                self._refused[(task.name, version)] = reason
+                with self._lock:
+                    self._refused[(task.name, version)] = reason
+                    self._loading.discard((task.name, version))
                 keeping = ", ".join(str(v) for v in sorted(served)) or "no model"
                 changes.append(f"{task.name}: refused version {version} ({reason}); keeping "
                                f"{'version ' + keeping if served else keeping}")
@@ -150,8 +231,9 @@ class ModelRegistry:
                 continue
             with self._lock:
                 self._models.setdefault(task.name, {})[version] = loaded
+                self._loading.discard((task.name, version))
             self._unloaded.discard((task.name, version))
-            changes.append(f"{task.name}: serving version {version} from {path}")
+            changes.append(f"{task.name}: serving version {version} from {path} with {loaded.reason}")
             log.info(changes[-1])
 
     def _unload_unwanted(self, task: Task, wanted: list[int], changes: list) -> None:
@@ -180,19 +262,30 @@ class ModelRegistry:
             version = config.labels[label]
         if version is None:
             if not served:
+                self._refuse_while_loading(task_name, self.loading(task_name))
                 raise NotFound(f"Servable not found for request: Latest({task_name})", code="model_not_loaded")
             return served[max(served)]
         if version not in served:
+            self._refuse_while_loading(task_name, [version] if version in self.loading(task_name) else [])
             raise NotFound(f"Servable not found for request: Specific({task_name}, {version})",
                            code="version_not_loaded")
         return served[version]
 
+    @staticmethod
+    def _refuse_while_loading(task_name: str, loading: list[int]) -> None:
+        """A 503 (TF Serving's UNAVAILABLE) for a request that needs a version still warming up."""
+        if loading:
+            names = ", ".join(str(v) for v in loading)
+            raise Unavailable(f"Servable {task_name} version {names} is loading (warming up); retry shortly",
+                              code="model_loading", headers={"Retry-After": "5"})
+
     def status(self, task_name: str, version: int | None = None, label: str | None = None) -> list[dict]:
-        """TF Serving's ``model_version_status``: served, refused and unloaded versions, newest first."""
+        """TF Serving's ``model_version_status``: loading, served, refused and unloaded versions, newest first."""
         model_name = TASKS[task_name].predicted_by
         if label is not None:
             version = self.resolve(task_name, label=label).version
         rows = {v: _state(v, "AVAILABLE") for v in self._served(task_name)}
+        rows.update({v: _state(v, "LOADING") for v in self.loading(task_name) if v not in rows})
         rows.update({v: _state(v, "END") for (name, v) in self._unloaded if name == model_name and v not in rows})
         rows.update({v: _state(v, "END", "UNKNOWN", reason)
                      for (name, v), reason in self._refused.items() if name == model_name})
@@ -203,6 +296,15 @@ class ModelRegistry:
         if not rows:
             raise NotFound(f"Could not find any versions of model {task_name}", code="model_not_loaded")
         return [rows[v] for v in sorted(rows, reverse=True)]
+
+    def loading(self, task_name: str | None = None) -> list[int] | list[tuple[str, int]]:
+        """Versions loading now: of ``task_name``'s model (newest first), or ``(task, version)`` of every task."""
+        with self._lock:
+            loading = set(self._loading)
+        if task_name is None:
+            return sorted(loading)
+        model_name = TASKS[task_name].predicted_by
+        return sorted((v for name, v in loading if name == model_name), reverse=True)
 
     def versions(self, task_name: str) -> set[int]:
         """The versions served for ``task_name`` now."""

@@ -22,7 +22,7 @@ def _ok(description: str, schema: dict | None = None) -> dict:
 
 def _errors(codes, tf_serving: bool = False) -> dict:
     texts = {400: "invalid request", 401: "missing or wrong bearer token", 404: "unknown task, version, label or job, "
-             "or no model loaded", 409: "the job has already finished", 413: "over a limit", 429: "queue full", 503: "the job store is unavailable (retry after Retry-After seconds)"}
+             "or no model loaded", 409: "the job has already finished", 413: "over a limit", 429: "queue full", 503: "a model still warming up, or the job store unavailable (retry after Retry-After seconds)"}
     ref = {"$ref": "#/components/schemas/TfServingError" if tf_serving else "#/components/schemas/Error"}
     return {str(code): {"description": texts[code], "content": _json(ref)} for code in codes}
 
@@ -54,7 +54,7 @@ def _tf_serving_paths(bodies: dict, task_param: dict) -> dict:
                 "summary": f"TF Serving {verb}: {summary}", "parameters": params,
                 "requestBody": {"required": True, "content": _json(bodies[body])},
                 "responses": {"200": _ok(f"TF Serving {verb} result"),
-                              **_errors((400, 404, 413, 429), tf_serving=True)}}}
+                              **_errors((400, 404, 413, 429, 503), tf_serving=True)}}}
     return paths
 
 
@@ -62,7 +62,7 @@ def document(settings, bodies: dict) -> dict:
     task_param = _path_param("task", {"type": "string", "enum": list(TASKS)})
     secured = {"security": [{"bearer": []}]} if settings.api_token else {}
     token = (401,) if settings.api_token else ()
-    guarded = (400, *token, 404, 413)
+    guarded = (400, *token, 404, 413, 503)
     job_param = _path_param("job_id", {"type": "string", "pattern": "^[0-9a-f]{32}$"})
     body = lambda name: {"required": True, "content": _json(bodies[name])}  # noqa: E731
     predictions = {"type": "object", "required": ["predictions"],
@@ -72,7 +72,7 @@ def document(settings, bodies: dict) -> dict:
         "/predict/{task}": {"post": {
             "summary": "Labels and probabilities (STS-B: scores) for instances, in input order",
             "parameters": [task_param], "requestBody": body("predict"),
-            "responses": {"200": _ok("predictions", predictions), **_errors((400, 404, 413, 429))}}},
+            "responses": {"200": _ok("predictions", predictions), **_errors((400, 404, 413, 429, 503))}}},
         **_tf_serving_paths(bodies, task_param),
         "/score/{task}": {"post": {
             "summary": "Official metrics on labelled instances", "parameters": [task_param], **secured,
@@ -84,7 +84,7 @@ def document(settings, bodies: dict) -> dict:
         "/jobs": {
             "post": {"summary": "Score a large labelled set in the background", **secured,
                      "requestBody": body("job"),
-                     "responses": {"202": _ok("the job id"), **_errors((*guarded, 429, 503))}},
+                     "responses": {"202": _ok("the job id"), **_errors((*guarded, 429))}},
             "get": {"summary": "Jobs, newest first, optionally in one state", **secured, "parameters": [
                 {"name": "status", "in": "query", "required": False, "schema": {"type": "string", "enum": list(STATES)}},
                 {"name": "limit", "in": "query", "required": False,

@@ -1,7 +1,12 @@
 """What every route of one worker shares: loaded models, their batching queues, scoring jobs, metrics.
 
 Built once per gunicorn worker, after the fork (TensorFlow's thread pools do not
-survive a fork), and kept in ``app.extensions["glue_tf"]``.
+survive a fork), and kept in ``app.extensions["glue_tf"]``. The models load and
+warm up in a background thread (``ModelRegistry.load_in_background``): a
+worker's boot must not outlast gunicorn's timeout, and warm-up compiles a dozen
+shapes per version. Until it is done, ``/readyz`` answers 503, predictions for a
+task still loading 503 (``model_loading``), and no scoring job is claimed here;
+the folder watcher starts after it.
 """
 
 from __future__ import annotations
@@ -13,11 +18,11 @@ from collections import OrderedDict
 
 import numpy as np
 
-from glue_tf import metrics
+from glue_tf import inference, metrics
 from glue_tf.tasks import TASKS, Task
 from serving import schemas, scoring
 from serving.batching import Batcher
-from serving.errors import ApiError, ModelNotLoaded, NotFound, Overloaded
+from serving.errors import ApiError, ModelNotLoaded, NotFound, Overloaded, Unavailable
 from serving.jobs import Chunk, JobRunner, open_store
 from serving.models import LoadedModel, ModelRegistry
 from serving.settings import Settings
@@ -33,20 +38,32 @@ class Service:
         self.job_limits = schemas.Limits(settings.max_job_instances, settings.max_text_chars)
         os.makedirs(settings.state_dir, exist_ok=True)
         self.telemetry = Telemetry(refresh_every=5.0)
-        self.registry = ModelRegistry(settings.model_dir, settings.model_config_for)
-        self.registry.refresh()
-        self.registry.start_watching(settings.reload_interval)
+        self.registry = ModelRegistry(settings.model_dir, settings.model_config_for, settings.precision)
         self.jobs = open_store(settings)
         self._job_requests: OrderedDict[str, tuple[dict, bool]] = OrderedDict()  # parsed, per job, a few
         self._batchers: dict[tuple, Batcher] = {}
         self._lock = threading.Lock()
+        self.runner: JobRunner | None = None  # started once the models are loaded
+        self.registry.load_in_background(then=self._models_loaded)
+
+    def _models_loaded(self) -> None:
+        settings = self.settings
+        self.registry.start_watching(settings.reload_interval)
         self.runner = JobRunner(self.jobs, self._score_chunk, self._assemble_job, settings.max_concurrent_jobs,
                                 settings.job_stale_seconds, settings.job_retention_seconds)
+
+    def wait_until_loaded(self, timeout: float | None = None) -> bool:
+        """Blocks until the models wanted at start are loaded and warmed up (or refused); False on timeout."""
+        return self.registry.initial_load_done.wait(timeout)
 
     # --- models ---------------------------------------------------------------------------
     def model(self, task: Task, version: int | None = None, label: str | None = None) -> LoadedModel:
         """The version a request asks for (the newest by default)."""
         if version is None and label is None and self.registry.get(task.name) is None:
+            loading = self.registry.loading(task.name)
+            if loading:
+                raise Unavailable(f"the {task.predicted_by} model is still loading (warming up version "
+                                  f"{loading[0]}); retry shortly", code="model_loading", headers={"Retry-After": "5"})
             raise ModelNotLoaded(f"no model is loaded for {task.name}; train and export it into "
                                  f"{self.settings.model_dir}/models/{task.predicted_by}/")
         return self.registry.resolve(task.name, version, label)
@@ -59,16 +76,10 @@ class Service:
         return _input_errors_as_400(lambda: self._batcher(model, signature).submit(columns))
 
     def predict_chunked(self, model: LoadedModel, columns: dict, on_progress=None) -> dict:
-        """Large inputs (scoring, jobs) in chunks of the batch size, reporting progress."""
-        size = len(next(iter(columns.values())))
-        step = self.settings.max_batch_size
-        pieces = []
-        for start in range(0, size, step):
-            chunk = {name: values[start : start + step] for name, values in columns.items()}
-            pieces.append(_input_errors_as_400(lambda c=chunk: self._call(model, None, c)))
-            if on_progress:
-                on_progress(min(start + step, size))
-        return {name: np.concatenate([p[name] for p in pieces]) for name in pieces[0]}
+        """Large inputs (scoring, jobs): length-sorted calls of the chosen signature, reporting progress."""
+        rows = inference.rows_per_call(model.chosen, self.settings.max_batch_size)
+        call = lambda chunk: _input_errors_as_400(lambda: self._call(model, None, chunk))  # noqa: E731
+        return inference.run_length_sorted(call, columns, rows, on_progress)
 
     def _call(self, model: LoadedModel, signature: str | None, columns: dict) -> dict:
         outputs = model.predict(columns, signature)
@@ -123,7 +134,8 @@ class Service:
             raise Overloaded("too many scoring jobs are queued or running; retry later", headers={"Retry-After": "10"})
         chunks = scoring.plan_chunks(parsed, self.settings.max_batch_size * 4)
         job_id = self.jobs.create(body, chunks)
-        self.runner.wake()
+        if self.runner is not None:  # else this worker's runner starts once its models are loaded
+            self.runner.wake()
         return job_id, scoring.total_instances(parsed)
 
     def _parsed_job(self, job_id: str) -> tuple[dict, bool]:

@@ -26,6 +26,7 @@ import re
 from typing import Callable
 
 from glue_tf.errors import GlueTfError
+from glue_tf.signature_choice import PRECISIONS
 from glue_tf.tasks import TASKS
 from serving.model_config import (ModelConfig, VersionPolicy, check_labels, parse_labels,
                                   parse_model_config_file)
@@ -138,6 +139,7 @@ SETTINGS_VARIABLES: dict[str, tuple[str, Callable]] = {
     "model_config": ("GLUE_TF_MODEL_CONFIG_FILE", config_file),
     "database_url": ("GLUE_TF_DATABASE_URL", postgres_url),
     "job_retention_seconds": ("GLUE_TF_JOB_RETENTION_SECONDS", number(0)),
+    "precision": ("GLUE_TF_PRECISION", choice(*PRECISIONS)),
 }
 
 
@@ -165,6 +167,7 @@ class Settings:
     model_config: dict[str, ModelConfig] | None = None  # from GLUE_TF_MODEL_CONFIG_FILE; None: no file
     database_url: str | None = None  # libpq URL of a PostgreSQL job store; None: SQLite in state_dir
     job_retention_seconds: float = 604800.0  # finished jobs are kept this long (7 days)
+    precision: str = "auto"  # which signature each version runs: glue_tf.signature_choice
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":

@@ -97,7 +97,8 @@ def trained_exports(tmp_path_factory, tiny_preset, glue_dir) -> Path:
 
     out = tmp_path_factory.mktemp("run")
     config = TrainConfig(backbone=str(tiny_preset), epochs=1, batch_size=8, max_train_examples=32,
-                         max_eval_examples=32, precision="float32", learning_rate=1e-3, max_seq_length=64)
+                         max_eval_examples=32, precision="float32", learning_rate=1e-3, max_seq_length=64,
+                         measure_export=False)
     source = TsvSource(glue_dir)
     for name in ("cola", "mrpc", "stsb", "rte"):
         train_task(TASKS[name], source, config, out, verbose=0)

@@ -19,7 +19,9 @@ from serving.settings import Settings
 def _app(model_dir, state_dir, **overrides):
     settings = Settings.from_env(model_dir=str(model_dir), state_dir=str(state_dir), reload_interval=0,
                                  max_instances=8, max_text_chars=200, request_log=False, **overrides)
-    return create_app(settings)
+    app = create_app(settings)
+    assert app.extensions["glue_tf"].wait_until_loaded(120)  # versions load (and warm up) in the background
+    return app
 
 
 @pytest.fixture(scope="module")

@@ -189,3 +189,89 @@ def test_a_closed_batcher_answers_what_it_holds_and_then_directly():
     assert not batcher._thread.is_alive()
     assert int(batcher.submit({"sentence": ["dddd"]})["length"][0]) == 4  # answered without the thread
     assert calls[-1] == 1
+
+
+# --- under load: queued requests are grouped by length ----------------------------------------------
+
+class Recorder:
+    """A plain ``predict(columns)`` that echoes each text and records every batch it was called with.
+
+    Its first call waits for ``release``, so requests pile up in the queue behind it exactly as under load.
+    A text holding ``BAD`` fails the whole call, as a text the model cannot take does.
+    """
+
+    def __init__(self):
+        self.batches: list[list[str]] = []
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def predict(self, columns: dict) -> dict:
+        texts = list(columns["sentence"])
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(30)
+        if any("BAD" in t for t in texts):
+            raise ValueError("the model cannot take BAD")
+        self.batches.append(texts)
+        return {"echo": np.array(texts, dtype=object), "length": np.array([len(t) for t in texts])}
+
+
+def pile_up(requests: list[list[str]], max_batch_size: int):
+    """Sends a gate request, queues ``requests`` behind it while the model is busy, then lets the model go.
+
+    Returns the batches the model saw after the gate and ``(result, error)`` per request.
+    """
+    recorder = Recorder()
+    batcher = Batcher(recorder.predict, max_batch_size=max_batch_size, timeout_ms=50, name="batcher-grouping")
+    gate = threading.Thread(target=batcher.submit, args=({"sentence": ["gate"]},))
+    gate.start()
+    assert recorder.entered.wait(30)
+    results: list = [None] * len(requests)
+
+    def send(position):
+        try:
+            results[position] = (batcher.submit({"sentence": requests[position]}), None)
+        except Exception as error:  # noqa: BLE001 - which requests fail is under test
+            results[position] = (None, error)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while batcher.queued < sum(len(r) for r in requests) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    recorder.release.set()
+    for thread in [gate, *threads]:
+        thread.join(timeout=30)
+    batcher.close()
+    return recorder.batches[1:], results
+
+
+def test_queued_requests_are_batched_with_texts_of_similar_length():
+    texts = ["x" * n for n in (7, 2, 11, 5, 12, 1, 9, 4, 10, 3, 8, 6)]  # lengths 1..12, shuffled
+    batches, results = pile_up([[t] for t in texts], max_batch_size=4)
+    assert [sorted(len(t) for t in batch) for batch in batches] == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]]
+    for text, (result, error) in zip(texts, results):
+        assert error is None and result["echo"].tolist() == [text]
+
+
+def test_grouping_takes_at_most_four_batches_worth_at_once():
+    texts = ["y" * n for n in range(20, 0, -1)]  # 20 queued, max 4: 16 grouped, then the rest
+    batches, results = pile_up([[t] for t in texts], max_batch_size=4)
+    assert [len(batch) for batch in batches] == [4] * 5
+    grouped = [sorted(len(t) for t in batch) for batch in batches[:4]]
+    assert all(a[-1] <= b[0] for a, b in zip(grouped, grouped[1:]))  # the first 16, in order of length
+    assert all(error is None and result["echo"].tolist() == [t] for t, (result, error) in zip(texts, results))
+
+
+def test_grouped_requests_get_their_own_rows_in_order_and_failures_stay_apart():
+    requests = [["a" * 9, "b"], ["c" * 3, "d" * 12, "e" * 6], ["f" * 2], ["g BAD"], ["h" * 10, "i" * 4],
+                ["j" * 7], ["k", "l" * 8]]
+    batches, results = pile_up(requests, max_batch_size=4)
+    assert all(sum(1 for _ in batch) <= 4 for batch in batches)
+    for texts, (result, error) in zip(requests, results):
+        if any("BAD" in t for t in texts):
+            assert result is None and "cannot take BAD" in str(error)
+            continue
+        assert error is None and result["echo"].tolist() == texts
+        assert result["length"].tolist() == [len(t) for t in texts]
+    assert sorted(t for batch in batches for t in batch) == sorted(t for r in requests for t in r if "BAD" not in t)

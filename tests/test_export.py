@@ -1,6 +1,7 @@
 """Text-in SavedModels: same outputs as the Keras model, loadable without KerasHub, written atomically."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -61,8 +62,13 @@ def test_export_reloads_without_keras_hub_and_matches_keras(tiny_preset, tmp_pat
         assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
         assert outputs["label_id"] == np.argmax(expected, axis=1).tolist()
     metadata = json.loads((path / "metadata.json").read_text())
+    measured = {key: metadata.pop(key) for key in ("signatures", "measured_on", "measured_dev_examples")}
     assert metadata == {"note": "test", "task": task_name, "version": 1, "score_unit": "points",
                         "weights_sha256": export.weights_digest(model)}
+    # Exported without dev examples: nothing measured, so nothing can be chosen for its speed.
+    assert all(entry["examples_per_second"] is None and entry["dev_score"] is None
+               for entry in measured["signatures"].values())
+    assert measured["signatures"]["serving_compiled"]["compile_seconds"] is None
 
 
 def test_versions_increase_and_incomplete_exports_are_invisible(tiny_preset, tmp_path):
@@ -117,3 +123,181 @@ def test_dev_metrics_are_read_in_points_from_old_and_new_exports():
     # Exports written before metadata.json recorded its unit held fractions.
     assert export.dev_metrics({"dev_metrics": {"accuracy": 0.8425}}) == {"accuracy": pytest.approx(84.25)}
     assert export.dev_metrics({"score_unit": "points"}) is None
+
+
+# --- the three signatures (glue_tf.signatures): compiled and bfloat16 beside serving_default ---
+
+RAGGED_ROWS = (0, 1, 9, 65, 130)
+
+
+def _texts(task, rows: int, seed: int = 0) -> dict:
+    """``rows`` rows of 1 to 6 sentences per field; every seventh row far longer than max length."""
+    from support.tiny import SENTENCES
+
+    rng = np.random.default_rng(seed)
+    texts = {f: [" ".join(rng.choice(SENTENCES, rng.integers(1, 7))) for _ in range(rows)]
+             for f in task.text_features}
+    for row in range(0, rows, 7):
+        texts[task.text_features[0]][row] = "the cat sat on the mat " * 60
+    return texts
+
+
+def _call(signature, texts):
+    import tensorflow as tf
+
+    return {k: v.numpy() for k, v in signature(**{f: tf.constant(v, tf.string) for f, v in texts.items()}).items()}
+
+
+@pytest.fixture(scope="module")
+def measured_export(tiny_preset, glue_dir, tmp_path_factory):
+    """An MRPC export at max length 32 (grid widths 16 and 32), measured on glue_dir's MRPC dev split."""
+    from glue_tf.data.sources import TsvSource
+
+    task = TASKS["mrpc"]
+    backbone, preprocessor = backbones.load(str(tiny_preset), sequence_length=32)
+    dev = TsvSource(glue_dir).examples(task, "validation")
+    path = export.export(model_lib.build(backbone, task), preprocessor, task, tmp_path_factory.mktemp("measured"),
+                         metadata={}, dev_examples=dev)
+    return path, len(dev)
+
+
+@pytest.fixture(scope="module")
+def stsb_export(tiny_preset, tmp_path_factory):
+    task = TASKS["stsb"]
+    backbone, preprocessor = backbones.load(str(tiny_preset), sequence_length=32)
+    return export.export(model_lib.build(backbone, task), preprocessor, task, tmp_path_factory.mktemp("stsb"),
+                         metadata={})
+
+
+def test_compiled_signature_equals_serving_default_on_ragged_batches(measured_export, stsb_export):
+    for path, task in ((measured_export[0], TASKS["mrpc"]), (stsb_export, TASKS["stsb"])):
+        loaded, _ = export.load_signatures(path)
+        assert sorted(loaded) == ["serving_bfloat16", "serving_compiled", "serving_default"]
+        for rows in RAGGED_ROWS:
+            texts = _texts(task, rows, seed=rows)
+            default, compiled = _call(loaded["serving_default"], texts), _call(loaded["serving_compiled"], texts)
+            assert sorted(compiled) == sorted(default)
+            for key, value in default.items():
+                assert compiled[key].shape == value.shape and compiled[key].dtype == value.dtype, key
+            if task.is_regression:
+                assert np.allclose(compiled["score"], default["score"], atol=1e-3)
+                assert np.allclose(compiled["raw_score"], default["raw_score"], atol=1e-3)
+            else:
+                assert np.array_equal(compiled["label_id"], default["label_id"])
+                assert np.allclose(compiled["probabilities"], default["probabilities"], atol=1e-4)
+                assert np.all(np.isfinite(compiled["logits"]))  # padding rows leak nothing into real ones
+            if rows > 1:  # answers follow the input order, whatever order the sub-batches ran in
+                backwards = _call(loaded["serving_compiled"], {f: v[::-1] for f, v in texts.items()})
+                first = "score" if task.is_regression else "probabilities"
+                assert np.allclose(backwards[first][::-1], compiled[first], atol=1e-5)
+
+
+def test_bfloat16_signature_is_close_to_float32(measured_export):
+    task = TASKS["mrpc"]
+    loaded, _ = export.load_signatures(measured_export[0])
+    texts = _texts(task, 65)
+    default, bfloat16 = _call(loaded["serving_default"], texts), _call(loaded["serving_bfloat16"], texts)
+    assert bfloat16["probabilities"].dtype == np.float32
+    assert np.allclose(bfloat16["probabilities"], default["probabilities"], atol=0.02)
+    assert not np.array_equal(bfloat16["logits"], default["logits"])  # it does compute in bfloat16
+
+
+XLA_PROBE = """
+import sys
+import tensorflow as tf
+from glue_tf import export
+signature = export.load_signatures(sys.argv[1])[0]["serving_compiled"]
+for rows in (9, 9, 3):  # 8 + 1 rows, then 1 + 1 + 1: both shapes compiled by then
+    signature(sentence1=tf.constant(["A cat sat."] * rows), sentence2=tf.constant(["A dog."] * rows))
+"""
+
+
+def test_compiled_signature_runs_xla_after_loading_once_per_grid_shape(measured_export, tmp_path):
+    import re
+
+    dump = tmp_path / "xla"
+    env = {**os.environ, "XLA_FLAGS": f"--xla_dump_to={dump}"}
+    subprocess.run([sys.executable, "-c", XLA_PROBE, str(measured_export[0])], env=env, check=True,
+                   capture_output=True, timeout=300)
+    compiled = sorted(dump.glob("*before_optimizations.txt"))
+    shapes = sorted(tuple(map(int, re.search(r"s32\[(\d+),(\d+)\]", path.read_text()).groups())) for path in compiled)
+    assert shapes == [(1, 16), (8, 16)]
+
+
+def test_metadata_records_each_signature_and_what_was_measured(measured_export):
+    path, dev_rows = measured_export
+    metadata = export.read_metadata(path)
+    described = metadata["signatures"]
+    assert sorted(described) == ["serving_bfloat16", "serving_compiled", "serving_default"]
+    assert [described[n]["precision"] for n in sorted(described)] == ["mixed_bfloat16", "float32", "float32"]
+    assert [described[n]["compiled"] for n in sorted(described)] == [False, True, False]
+    compiled = described["serving_compiled"]
+    assert compiled["widths"] == [16, 32] and compiled["batch_sizes"] == [1, 8, 64]
+    assert sorted(compiled["compile_seconds"]) == sorted(f"{b}x{w}" for b in (1, 8, 64) for w in (16, 32))
+    assert all(0 < seconds < 600 for seconds in compiled["compile_seconds"].values())
+    for entry in described.values():
+        assert entry["examples_per_second"] > 0 and 0 <= entry["dev_score"] <= 100
+    # Same predictions, same score: the float32 paths agree exactly on labels.
+    assert described["serving_compiled"]["dev_score"] == described["serving_default"]["dev_score"]
+    assert abs(described["serving_bfloat16"]["dev_score"] - described["serving_default"]["dev_score"]) < 25
+    on = metadata["measured_on"]
+    assert on["device"] in ("CPU", "GPU") and isinstance(on["model"], str) and on["model"]
+    assert isinstance(on["bf16_units"], bool)
+    assert metadata["measured_dev_examples"] == {"count": min(dev_rows, 512), "cap": 512}
+
+
+def test_warmup_file_is_tf_serving_predictionlogs_covering_every_grid_shape(measured_export, tiny_preset):
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from glue_tf import signatures
+
+    path = measured_export[0]
+    records = list(tf.data.TFRecordDataset(str(path / "assets.extra" / "tf_serving_warmup_requests")))
+    logs = [prediction_log_pb2.PredictionLog.FromString(record.numpy()) for record in records]
+    assert all(log.predict_log.request.model_spec.signature_name == "serving_default" for log in logs)
+    requests = signatures.warmup_requests(path)
+    assert len(logs) == len(requests) == 6
+    _, preprocessor = backbones.load(str(tiny_preset), sequence_length=32)
+    shapes = []
+    for columns in requests:
+        assert sorted(columns) == ["sentence1", "sentence2"]
+        packed = preprocessor(x=(np.array(columns["sentence1"]), np.array(columns["sentence2"])))
+        longest = int(np.asarray(packed["padding_mask"]).sum(axis=1).max())
+        shapes.append((len(columns["sentence1"]), min(w for w in (16, 32) if w >= longest)))
+    assert sorted(shapes) == sorted(signatures.grid_shapes(32))
+
+
+def test_an_export_trained_under_mixed_bfloat16_serves_float32_by_default(tiny_preset, tmp_path):
+    import keras
+
+    task = TASKS["cola"]
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        backbone, preprocessor = backbones.load(str(tiny_preset), sequence_length=16)
+        trained = model_lib.build(backbone, task)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert trained.layers[-2].compute_dtype == "bfloat16"
+    path = export.export(trained, preprocessor, task, tmp_path, metadata={})
+    loaded, _ = export.load_signatures(path)
+
+    def bfloat16_ops(name):
+        return str(loaded[name].graph.as_graph_def()).count("DT_BFLOAT16")
+
+    assert bfloat16_ops("serving_default") == 0 and bfloat16_ops("serving_compiled") == 0
+    assert bfloat16_ops("serving_bfloat16") > 0
+    texts = {"sentence": ["The cat sat on the mat.", "Who did you say that you saw yesterday?"]}
+    float32 = model_lib.rebuild(trained, task, "float32")
+    expected = _keras_outputs(float32, preprocessor, task, {**texts, "sentence1": texts["sentence"]})
+    assert np.allclose(_call(loaded["serving_default"], texts)["logits"], expected, atol=1e-5)
+
+
+def test_a_failed_measurement_leaves_no_version_behind(tiny_preset, tmp_path):
+    task = TASKS["cola"]
+    backbone, preprocessor = backbones.load(str(tiny_preset), sequence_length=16)
+    with pytest.raises(KeyError):  # a dev example without the task's text field
+        export.export(model_lib.build(backbone, task), preprocessor, task, tmp_path, metadata={},
+                      dev_examples=[{"text": "no sentence field", "label": 1}])
+    root = export.task_dir(tmp_path, "cola")
+    assert export.latest(tmp_path, "cola") is None and list(root.iterdir()) == []

@@ -34,7 +34,7 @@ TASKS = ("sst2", "mrpc", "stsb", "rte")
 # Inside strings, job ids and numbers (times, counts) differ from run to run.
 # Values that are the deployment's, not the API's: where the export lies and what it was trained from
 # (any string), and a trained export's dev metrics (the tiny exports were never evaluated: null).
-ANY_STRING, NULL_WHEN_UNTRAINED = {"path", "backbone"}, {"dev_metrics"}
+ANY_STRING, NULL_WHEN_UNTRAINED = {"path", "backbone", "signature", "signature_reason"}, {"dev_metrics"}
 HEX_ID, NUMBER = re.compile(r"\b[0-9a-f]{32}\b"), re.compile(r"[0-9]+")
 
 

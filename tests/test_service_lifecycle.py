@@ -115,3 +115,41 @@ def test_finished_job_results_survive_a_restart(trained_exports, tmp_path):
         assert status == 200 and after["status"] == "succeeded" and after["result"] == job["result"]
     finally:
         again.stop()
+
+
+COMPILED = "Compilation of XLA executable"  # TensorFlow's DeviceCompiler logs it (VLOG 1) once per XLA compile
+
+
+@pytest.mark.long
+def test_a_fresh_version_serves_its_first_requests_without_compiling(tiny_exports, tmp_path):
+    """Warm-up replays the export's TF Serving warm-up file on the chosen (compiled) signature before
+    ``/readyz`` turns green: the first requests, of every size up to 200 rows, compile nothing.
+
+    The signal is TensorFlow's own log of each XLA compile (``TF_CPP_VMODULE=device_compiler=1``) in the
+    worker's stderr, counted when the server is ready and again after the requests.
+    """
+    import shutil
+
+    from glue_tf import signatures
+
+    version = shutil.copytree(tiny_exports / "models" / "cola" / "1", tmp_path / "run" / "models" / "cola" / "1")
+    metadata = json.loads((version / "metadata.json").read_text())
+    # The tiny export was not timed; give it the figures an export machine where XLA won records.
+    for name, speed in ((signatures.DEFAULT, 1000.0), (signatures.COMPILED, 2500.0), (signatures.BFLOAT16, 900.0)):
+        metadata["signatures"][name]["examples_per_second"] = speed
+    (version / "metadata.json").write_text(json.dumps(metadata))
+    server = Server(tmp_path / "run", tmp_path / "state", workers=1, GLUE_TF_PRECISION="float32",
+                    TF_CPP_MIN_LOG_LEVEL="0", TF_CPP_VMODULE="device_compiler=1").wait_until_up()
+    try:
+        _, _, tasks = request(server.base, "GET", "/v1/tasks")
+        assert tasks["tasks"]["cola"]["signature"] == signatures.COMPILED
+        warmed = server.log().count(COMPILED)
+        assert warmed == len(signatures.grid_shapes(metadata["max_seq_length"])), server.log()[-3000:]
+        words = "the cat sat on the mat while the dog slept quietly in the warm sun".split()
+        for rows in (1, 3, 8, 30, 64, 200):
+            instances = [" ".join(words[: 1 + (i * 7) % len(words)] * (1 + i % 4)) for i in range(rows)]
+            status, _, body = request(server.base, "POST", "/predict/cola", {"instances": instances})
+            assert status == 200 and len(body["predictions"]) == rows, body
+        assert server.log().count(COMPILED) == warmed, server.log()[-3000:]
+    finally:
+        server.stop()

@@ -298,3 +298,36 @@ def test_scoreboard_page_renders_and_predicts_in_chromium(server, tmp_path):
     assert 'data-task="qqp" class="missing"' in dom and "human baseline GLUE score 87.1" in dom
     assert 'id="result" data-done="1"' in dom, dom[-2000:]
     assert ("equivalent" in dom.split('id="result"')[1]), "the prediction did not reach the page"
+
+
+def test_versions_load_in_the_background_and_serve_only_once_warm(tiny_exports, tmp_path, monkeypatch):
+    """In-process: while a version loads, /readyz says how many are warming up, its status is LOADING and its
+    predictions are 503 ``model_loading`` (TF Serving: UNAVAILABLE); then it is AVAILABLE and answers.
+
+    The real ``load_version`` runs, held at a gate so that the loading state is observed deterministically.
+    """
+    from serving import models
+    from serving.app import create_app
+    from serving.settings import Settings
+
+    gate, real = threading.Event(), models.load_version
+    monkeypatch.setattr(models, "load_version", lambda *args: gate.wait(60) and real(*args))
+    shutil.copytree(tiny_exports / "models" / "cola", tmp_path / "run" / "models" / "cola")
+    app = create_app(Settings.from_env(model_dir=str(tmp_path / "run"), state_dir=str(tmp_path / "state"),
+                                       reload_interval=0, request_log=False))
+    client = app.test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["reason"] == "warming up 1 version: cola/1"
+    loading = client.post("/predict/cola", json={"instances": ["The cat sat."]})
+    assert loading.status_code == 503 and loading.get_json()["error"]["code"] == "model_loading"
+    assert loading.headers["Retry-After"] == "5"
+    tf_loading = client.post("/v1/models/cola:predict", json={"instances": ["The cat sat."]})
+    assert tf_loading.status_code == 503 and "is loading" in tf_loading.get_json()["error"]
+    assert client.get("/v1/models/cola").get_json()["model_version_status"][0]["state"] == "LOADING"
+    gate.set()
+    assert app.extensions["glue_tf"].wait_until_loaded(120)
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/v1/models/cola").get_json()["model_version_status"][0]["state"] == "AVAILABLE"
+    assert client.post("/predict/cola", json={"instances": ["The cat sat."]}).status_code == 200
+    row = client.get("/v1/tasks").get_json()["tasks"]["cola"]
+    assert row["signature"] == "serving_default" and row["signature_reason"].startswith("serving_default: ")

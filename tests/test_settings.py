@@ -51,7 +51,7 @@ BAD = [
     ("GLUE_TF_MAX_CONCURRENT_JOBS", "0"), ("GLUE_TF_BATCH_TIMEOUT_MS", "-1"), ("GLUE_TF_BATCH_TIMEOUT_MS", "abc"),
     ("GLUE_TF_BATCH_TIMEOUT_MS", "nan"), ("GLUE_TF_RELOAD_INTERVAL", "-0.5"), ("GLUE_TF_JOB_STALE_SECONDS", "0"),
     ("GLUE_TF_JOB_STALE_SECONDS", "inf"), ("GLUE_TF_BATCHING", "maybe"), ("GLUE_TF_REQUEST_LOG", "2"),
-    ("GLUE_TF_MODEL_VERSION_POLICY", "newest"), ("GLUE_TF_MODEL_LABELS", "stable"),
+    ("GLUE_TF_MODEL_VERSION_POLICY", "newest"), ("GLUE_TF_MODEL_LABELS", "stable"), ("GLUE_TF_PRECISION", "fp16"),
 ]
 
 
@@ -95,7 +95,7 @@ def test_defaults():
     assert (settings.batching, settings.max_batch_size, settings.batch_timeout_ms, settings.max_queue) == (True, 64, 5.0, 2048)
     assert settings.max_body_bytes == 8 * 1024 * 1024 and settings.api_token is None and settings.request_log
     assert settings.version_policy == VersionPolicy("latest") and settings.version_labels == {}
-    assert settings.model_config is None
+    assert settings.model_config is None and settings.precision == "auto"
     server = ServerSettings.from_env()
     assert (server.bind, server.workers, server.threads, server.timeout) == ("0.0.0.0:8080", 2, 16, 120)
     assert (server.graceful_timeout, server.keepalive, server.log_level, server.access_log) == (30, 5, "info", None)
@@ -109,6 +109,7 @@ def test_good_values_parse(monkeypatch):
         "GLUE_TF_MAX_CONCURRENT_JOBS": "4", "GLUE_TF_RELOAD_INTERVAL": "0.5", "GLUE_TF_JOB_STALE_SECONDS": "0.25",
         "GLUE_TF_API_TOKEN": "s3cret", "GLUE_TF_REQUEST_LOG": "YES", "GLUE_TF_MODEL_VERSION_POLICY": "latest:2",
         "GLUE_TF_MODEL_LABELS": "stable=1, canary=2", "GLUE_TF_MAX_QUEUE_UNKNOWN": "ignored",
+        "GLUE_TF_PRECISION": "Float32",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -118,7 +119,7 @@ def test_good_values_parse(monkeypatch):
     assert (settings.max_batch_size, settings.batch_timeout_ms, settings.max_queue, settings.max_instances) == (8, 0.0, 1, 3)
     assert (settings.max_job_instances, settings.max_text_chars, settings.max_body_bytes) == (20000, 1, 1024)
     assert (settings.max_concurrent_jobs, settings.reload_interval, settings.job_stale_seconds) == (4, 0.5, 0.25)
-    assert settings.api_token == "s3cret"
+    assert settings.api_token == "s3cret" and settings.precision == "float32"
     assert settings.version_policy == VersionPolicy("latest", num_versions=2)
     assert settings.version_labels == {"stable": 1, "canary": 2}
     for word, value in [("1", True), ("0", False), ("TRUE", True), ("false", False), ("on", True), ("no", False)]:

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 def _config(preset, **overrides):
     values = dict(backbone=str(preset), epochs=2, batch_size=8, max_train_examples=48, max_eval_examples=48,
-                  precision="float32", learning_rate=1e-3)
+                  precision="float32", learning_rate=1e-3, measure_export=False)
     values.update(overrides)
     return TrainConfig(**values)
 

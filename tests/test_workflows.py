@@ -20,7 +20,7 @@ pytestmark = pytest.mark.long
 
 def _train_all(preset, glue, out, *extra):
     return cli.main(["train-all", "--tasks", "rte", "--glue-dir", str(glue), "--backbone", str(preset),
-                     "--epochs", "1", "--batch-size", "8", "--precision", "float32", "--out", str(out), *extra])
+                     "--epochs", "1", "--batch-size", "8", "--precision", "float32", "--skip-export-measurements", "--out", str(out), *extra])
 
 
 def test_train_all_continues_a_folder_and_refuses_another_configuration(tiny_preset, small_glue_dir, tmp_path, capsys):
@@ -50,7 +50,7 @@ def test_train_all_continues_a_folder_and_refuses_another_configuration(tiny_pre
 def test_several_seeds_report_mean_and_std_and_export_the_best(tiny_preset, small_glue_dir, tmp_path):
     task = TASKS["rte"]
     config = TrainConfig(backbone=str(tiny_preset), epochs=1, batch_size=8, precision="float32",
-                         learning_rate=1e-3, seeds=2)
+                         learning_rate=1e-3, seeds=2, measure_export=False)
     result = train_task(task, TsvSource(small_glue_dir), config, tmp_path, verbose=0)
 
     scores = [s["best_score"] for s in result["seeds"]]

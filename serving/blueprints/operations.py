@@ -37,6 +37,8 @@ def task_rows() -> dict:
             "human_baseline": dict(task.human_baseline),
             "backbone": (model.metadata.get("backbone") or {}).get("spec"),
             "path": str(model.path),
+            "signature": model.chosen,
+            "signature_reason": model.reason,
         }
     return rows
 
@@ -55,10 +57,16 @@ def healthz():
 def readyz():
     svc = service()
     loaded = svc.registry.loaded()
+    warmed = svc.registry.initial_load_done.is_set()
     # Readiness is about answering predictions: a job store that is down does not take a replica out of
     # the load balancer (its job routes answer 503 meanwhile); it is reported here.
-    body = {"ready": bool(loaded), "models": {name: m.version for name, m in loaded.items()},
+    body = {"ready": bool(loaded) and warmed, "models": {name: m.version for name, m in loaded.items()},
             "job_store": {"backend": svc.jobs.backend, "available": svc.jobs.available}}
+    if not warmed:
+        loading = svc.registry.loading()
+        body["reason"] = (f"warming up {len(loading)} version{'s' if len(loading) != 1 else ''}: "
+                          f"{', '.join(f'{task}/{version}' for task, version in loading)}")
+        return body, 503
     if not loaded:
         body["reason"] = f"no complete model export under {svc.settings.model_dir}/models/"
         return body, 503

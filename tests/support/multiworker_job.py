@@ -22,7 +22,8 @@ from glue_tf.data.sources import TsvSource  # noqa: E402
 from glue_tf.tasks import TASKS  # noqa: E402
 from glue_tf.train import train_task  # noqa: E402
 
-config = TrainConfig(backbone=preset, epochs=1, batch_size=8, max_train_examples=48, max_eval_examples=16, precision="float32")
+config = TrainConfig(backbone=preset, epochs=1, batch_size=8, max_train_examples=48, max_eval_examples=16, precision="float32",
+                     measure_export=False)
 result = train_task(TASKS["rte"], TsvSource(glue_dir), config, out, strategy=strategy, strategy_name=name, verbose=0)
 with open(result_path, "w") as handle:
     json.dump({"strategy": result["strategy"], "fingerprint": result["weights_fingerprint"], "export": result.get("export")}, handle)

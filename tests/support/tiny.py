@@ -199,8 +199,16 @@ def _spread(backbone, network, preprocessor, task, factor: float = 8.0) -> None:
     head.bias.assign((head.bias.numpy() - mean) * scale + centre)
 
 
+def labelled_sentences(task) -> list[dict]:
+    """:data:`SENTENCES` as labelled examples of ``task`` (labels in turn): dev examples an export measures on."""
+    fields = task.text_features
+    rows = [SENTENCES[i : i + len(fields)] for i in range(0, len(SENTENCES) - len(fields) + 1, len(fields))]
+    return [{**dict(zip(fields, row)), "idx": i, "label": float(i % 6) if task.is_regression else i % task.num_outputs}
+            for i, row in enumerate(rows)]
+
+
 def make_tiny_exports(folder, tasks=("cola", "mrpc", "stsb", "rte"), seed: int = 0,
-                      sequence_length: int = 64) -> Path:
+                      sequence_length: int = 64, measured: bool = False) -> Path:
     """A run folder ``folder`` with ``models/<task>/1/`` exports of an untrained tiny BERT for each task.
 
     Built from :data:`SENTENCES` only (no GLUE data, so it works in a clone
@@ -208,7 +216,10 @@ def make_tiny_exports(folder, tasks=("cola", "mrpc", "stsb", "rte"), seed: int =
     random head, spread (see :func:`_spread`) so answers differ between texts,
     exported with the metadata the service reads (``task``, ``backbone``; no
     ``dev_metrics``: nothing was evaluated). Deterministic for a given
-    ``seed``; a few seconds per task. Returns ``folder``.
+    ``seed``; a few seconds per task. ``measured``: each export measures its
+    signatures on :func:`labelled_sentences` (as a training run's export does
+    on its dev split), compiling every grid shape: some 15-40 s more per task
+    on 2 cores, fewer at a short ``sequence_length``. Returns ``folder``.
     """
     import keras
 
@@ -238,5 +249,6 @@ def make_tiny_exports(folder, tasks=("cola", "mrpc", "stsb", "rte"), seed: int =
             "untrained": True,
             "seed": seed + offset,
         }
-        export.export(network, preprocessor, task, folder, metadata=metadata)
+        export.export(network, preprocessor, task, folder, metadata=metadata,
+                      dev_examples=labelled_sentences(task) if measured else None)
     return folder

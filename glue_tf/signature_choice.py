@@ -1,0 +1,129 @@
+"""Which of an export's signatures to run where the model runs, chosen without labels.
+
+An export holds up to three signatures (:mod:`glue_tf.signatures`) and, in its
+``metadata.json``, what the export machine measured for each: speed and dev
+score. The machine that serves or predicts with it may differ (no bf16 units,
+another CPU), and at boot it has no labels to measure with, so the choice is a
+rule over those figures and this machine's hardware (:func:`choose`):
+
+- bfloat16 only where this machine has bf16 units *and* the export machine had
+  them too, and measured bf16 within :data:`BF16_TOLERANCE` points of float32's
+  dev score and faster than the best float32 path (emulated bf16 is slow, so a
+  bf16 figure from a machine without units says nothing);
+- else the compiled float32 signature where it was measured faster than
+  ``serving_default``;
+- else ``serving_default``, which runs anywhere (an export written before the
+  signatures were measured always gets it).
+
+``GLUE_TF_PRECISION`` (the service; the default of ``--precision`` for
+``glue-tf evaluate`` and ``predict``) overrides the rule: ``float32`` skips
+bfloat16, ``bfloat16`` insists on it. The choice and its reason go to the log.
+"""
+
+from __future__ import annotations
+
+import os
+
+from glue_tf import signatures
+from glue_tf.errors import GlueTfError
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+VARIABLE = "GLUE_TF_PRECISION"
+BF16_TOLERANCE = 0.3  # dev-score points bf16 may lose against float32 and still be chosen
+
+
+class PrecisionError(GlueTfError, ValueError):
+    """A requested precision that is not one of :data:`PRECISIONS`, or one the export cannot give."""
+
+
+def check_requested(requested: str, setting: str = "--precision") -> str:
+    """``requested`` if it is one of :data:`PRECISIONS`; else ``PrecisionError`` naming ``setting``."""
+    if requested not in PRECISIONS:
+        raise PrecisionError(f"{setting}={requested!r}: expected one of {', '.join(PRECISIONS)}")
+    return requested
+
+
+def from_environment() -> str:
+    """``GLUE_TF_PRECISION`` checked, or ``auto`` where it is unset or empty."""
+    return check_requested(os.environ.get(VARIABLE) or "auto", VARIABLE)
+
+
+def _figure(measured: dict, name: str, key: str) -> float | None:
+    value = (measured.get(name) or {}).get(key)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _float32(measured: dict, available) -> tuple[str, str]:
+    """The float32 rule: the compiled signature where it was measured faster than ``serving_default``."""
+    default_speed = _figure(measured, signatures.DEFAULT, "examples_per_second")
+    compiled_speed = _figure(measured, signatures.COMPILED, "examples_per_second")
+    if signatures.COMPILED not in available or signatures.COMPILED not in measured:
+        return signatures.DEFAULT, f"the export has no {signatures.COMPILED} signature"
+    if default_speed is None or compiled_speed is None:
+        return signatures.DEFAULT, "the export's signatures were not timed (exported without dev examples)"
+    if compiled_speed > default_speed:
+        return signatures.COMPILED, (f"compiled float32 ran {compiled_speed:.0f} examples/s against "
+                                     f"{signatures.DEFAULT}'s {default_speed:.0f} on the export machine")
+    return signatures.DEFAULT, (f"{signatures.COMPILED} was no faster ({compiled_speed:.0f} against "
+                                f"{default_speed:.0f} examples/s on the export machine)")
+
+
+def _bf16_refusal(metadata: dict, available, bf16_units) -> str | None:
+    """Why bfloat16 must not be chosen automatically; None where every condition holds."""
+    from glue_tf import precision
+
+    measured = metadata["signatures"]
+    if signatures.BFLOAT16 not in available or signatures.BFLOAT16 not in measured:
+        return f"the export has no {signatures.BFLOAT16} signature"
+    if bf16_units is None:
+        bf16_units, why = precision.bf16_support()
+    else:
+        why = "this machine reports bf16 units" if bf16_units else "this machine reports no bf16 units"
+    if not bf16_units:
+        return why
+    if not (metadata.get("measured_on") or {}).get("bf16_units"):
+        return "the export machine had no bf16 units, so its bf16 figures say nothing"
+    bf16_score = _figure(measured, signatures.BFLOAT16, "dev_score")
+    float32_score = _figure(measured, signatures.DEFAULT, "dev_score")
+    if bf16_score is None or float32_score is None:
+        return "no dev score was measured at export"
+    if bf16_score < float32_score - BF16_TOLERANCE:
+        return f"bf16 lost {float32_score - bf16_score:.2f} dev points (more than {BF16_TOLERANCE})"
+    bf16_speed = _figure(measured, signatures.BFLOAT16, "examples_per_second")
+    float32_paths = [name for name in (signatures.DEFAULT, signatures.COMPILED) if name in available]
+    best = max((_figure(measured, name, "examples_per_second") or 0.0 for name in float32_paths), default=0.0)
+    if bf16_speed is None or bf16_speed <= best:
+        return f"bf16 was no faster than float32 ({bf16_speed or 0:.0f} against {best:.0f} examples/s)"
+    return None
+
+
+def choose(metadata: dict, available, requested: str = "auto", bf16_units: bool | None = None,
+           setting: str = "--precision") -> tuple[str, str]:
+    """``(signature name, reason)``: the signature to run here and why, in one sentence for the log.
+
+    ``metadata``: the export's ``metadata.json``; ``available``: the names of its
+    loaded signatures; ``requested``: one of :data:`PRECISIONS` (``setting`` names
+    where it came from, for the error); ``bf16_units``: whether this machine has
+    bf16 units, None to ask :func:`glue_tf.precision.bf16_support`.
+    """
+    check_requested(requested, setting)
+    available = set(available)
+    if requested == "bfloat16":
+        if signatures.BFLOAT16 not in available:
+            raise PrecisionError(f"{setting}=bfloat16: this export has no {signatures.BFLOAT16} signature (it has "
+                                 f"{', '.join(sorted(available))}); re-export it or ask for float32 or auto")
+        return signatures.BFLOAT16, f"{signatures.BFLOAT16}: bfloat16 requested ({setting})"
+    measured = metadata.get("signatures")
+    if not isinstance(measured, dict):
+        return signatures.DEFAULT, (f"{signatures.DEFAULT}: the export records no measured signatures "
+                                    "(written before they were measured)")
+    name, why = _float32(measured, available)
+    if requested == "float32":
+        return name, f"{name}: float32 requested ({setting}); {why}"
+    refusal = _bf16_refusal(metadata, available, bf16_units)
+    if refusal is None:
+        return signatures.BFLOAT16, (
+            f"{signatures.BFLOAT16}: this machine and the export machine have bf16 units, and bf16 kept the dev "
+            f"score within {BF16_TOLERANCE} points at "
+            f"{_figure(measured, signatures.BFLOAT16, 'examples_per_second'):.0f} examples/s")
+    return name, f"{name}: {why}; not bfloat16: {refusal}"

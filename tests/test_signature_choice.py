@@ -1,0 +1,170 @@
+"""The choice of an export's signature where the model runs (``glue_tf.signature_choice``), branch by branch.
+
+The metadata dicts are shaped as ``glue_tf.export`` writes them (figures as a
+2-core AVX2 machine measured a tiny MRPC export); the last tests choose for real
+exports loaded by ``ExportPredictor``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from glue_tf import precision, signature_choice
+from glue_tf.errors import GlueTfError
+from glue_tf.signature_choice import choose
+from glue_tf.signatures import BFLOAT16, COMPILED, DEFAULT, NAMES
+
+MEASURED = {
+    "signatures": {
+        DEFAULT: {"precision": "float32", "compiled": False, "examples_per_second": 1148.56,
+                  "dev_score": 69.71},
+        COMPILED: {"precision": "float32", "compiled": True, "widths": [16, 32, 64], "batch_sizes": [1, 8, 64],
+                   "compile_seconds": {"1x16": 1.37, "64x64": 0.99}, "examples_per_second": 2511.1,
+                   "dev_score": 69.71},
+        BFLOAT16: {"precision": "mixed_bfloat16", "compiled": False, "examples_per_second": 982.22,
+                   "dev_score": 69.71},
+    },
+    "measured_on": {"device": "CPU", "model": "AMD EPYC", "bf16_units": False},
+}
+
+
+def measured(**changes) -> dict:
+    """MEASURED with ``{"<signature>.<key>": value}`` or ``{"bf16_units": bool}`` changed."""
+    metadata = copy.deepcopy(MEASURED)
+    for key, value in changes.items():
+        if key == "bf16_units":
+            metadata["measured_on"]["bf16_units"] = value
+        else:
+            name, field = key.split(".")
+            metadata["signatures"][name][field] = value
+    return metadata
+
+
+def bf16_machine(**changes) -> dict:
+    """Measured on a machine with bf16 units where bf16 won: 3000 examples/s, 0.2 points below float32."""
+    return measured(**{"bf16_units": True, f"{BFLOAT16}.examples_per_second": 3000.0,
+                       f"{BFLOAT16}.dev_score": 69.51, **changes})
+
+
+def test_an_export_without_measurements_serves_its_default():
+    old = {"task": "mrpc", "version": 1}  # metadata.json written before the signatures were measured
+    name, reason = choose(old, {DEFAULT})
+    assert name == DEFAULT and "no measured signatures" in reason
+    assert choose(old, set(NAMES), "auto", bf16_units=True)[0] == DEFAULT
+    assert choose(old, {DEFAULT}, "float32")[0] == DEFAULT
+
+
+def test_float32_takes_the_compiled_signature_only_where_it_was_faster():
+    name, reason = choose(MEASURED, NAMES, "float32")
+    assert name == COMPILED and "2511" in reason and "1149" in reason and "--precision" in reason
+    slower = measured(**{f"{COMPILED}.examples_per_second": 900.0})
+    name, reason = choose(slower, NAMES, "float32")
+    assert name == DEFAULT and "no faster" in reason
+    untimed = measured(**{f"{COMPILED}.examples_per_second": None, f"{DEFAULT}.examples_per_second": None})
+    assert choose(untimed, NAMES, "float32") == (DEFAULT, f"{DEFAULT}: float32 requested (--precision); "
+                                                          "the export's signatures were not timed "
+                                                          "(exported without dev examples)")
+    assert choose(MEASURED, {DEFAULT, BFLOAT16}, "float32")[0] == DEFAULT  # measured, but not in the SavedModel
+
+
+def test_bfloat16_is_taken_when_asked_and_refused_when_absent():
+    assert choose(MEASURED, NAMES, "bfloat16", bf16_units=False)[0] == BFLOAT16  # asked: even emulated
+    with pytest.raises(signature_choice.PrecisionError, match="GLUE_TF_PRECISION=bfloat16: this export has no "
+                                                              "serving_bfloat16 signature") as caught:
+        choose({}, {DEFAULT}, "bfloat16", setting="GLUE_TF_PRECISION")
+    assert isinstance(caught.value, GlueTfError)
+
+
+def test_a_bad_request_names_its_setting():
+    with pytest.raises(GlueTfError, match=r"--precision='fp16': expected one of auto, float32, bfloat16"):
+        choose(MEASURED, NAMES, "fp16")
+
+
+def test_auto_takes_bfloat16_only_when_both_machines_have_units_and_it_held_and_won():
+    name, reason = choose(bf16_machine(), NAMES, "auto", bf16_units=True)
+    assert name == BFLOAT16 and "3000" in reason
+    refusals = {
+        "this machine reports no bf16 units": (bf16_machine(), False),
+        "the export machine had no bf16 units": (bf16_machine(bf16_units=False), True),
+        "bf16 lost 0.50 dev points": (bf16_machine(**{f"{BFLOAT16}.dev_score": 69.21}), True),
+        "bf16 was no faster than float32 (2000 against 2511": (
+            bf16_machine(**{f"{BFLOAT16}.examples_per_second": 2000.0}), True),
+        "no dev score was measured": (bf16_machine(**{f"{BFLOAT16}.dev_score": None}), True),
+    }
+    for why, (metadata, units) in refusals.items():
+        name, reason = choose(metadata, NAMES, "auto", bf16_units=units)
+        assert name == COMPILED and why in reason, reason  # the float32 rule decides instead
+    assert choose(bf16_machine(), {DEFAULT, COMPILED}, "auto", bf16_units=True)[1].endswith(
+        f"not bfloat16: the export has no {BFLOAT16} signature")
+    assert choose(bf16_machine(), NAMES, "float32", bf16_units=True)[0] == COMPILED  # float32 skips bf16
+
+
+def test_auto_asks_this_machine_when_not_told(monkeypatch):
+    monkeypatch.setattr(precision, "bf16_support", lambda: (False, "CPU (x86_64) reports neither amx_bf16 nor "
+                                                                  "avx512_bf16"))
+    name, reason = choose(bf16_machine(), NAMES)
+    assert name == COMPILED and reason.endswith("not bfloat16: CPU (x86_64) reports neither amx_bf16 nor avx512_bf16")
+
+
+def test_bf16_units_reads_cpu_flags_and_gpus(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert precision.bf16_units(gpus=[], cpuinfo=str(cpuinfo)) is True
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx avx2 fma\n")
+    assert precision.bf16_units(gpus=[], cpuinfo=str(cpuinfo)) is False
+    assert precision.bf16_support(gpus=[], cpuinfo=str(cpuinfo))[1].endswith("neither amx_bf16 nor avx512_bf16")
+
+
+def test_the_environment_variable_is_checked(monkeypatch):
+    monkeypatch.delenv("GLUE_TF_PRECISION", raising=False)
+    assert signature_choice.from_environment() == "auto"
+    monkeypatch.setenv("GLUE_TF_PRECISION", "float32")
+    assert signature_choice.from_environment() == "float32"
+    monkeypatch.setenv("GLUE_TF_PRECISION", "half")
+    with pytest.raises(GlueTfError, match="GLUE_TF_PRECISION='half': expected one of auto, float32, bfloat16"):
+        signature_choice.from_environment()
+
+
+@pytest.mark.long  # trains and measures an export (about a minute); make test has test_export's quicker check
+def test_a_model_trained_under_mixed_bfloat16_serves_float32_without_bf16_units(tmp_path):
+    """An export of a model trained under ``mixed_bfloat16`` holds float32 signatures beside the bf16 one; on
+    a CPU that reports no bf16 units, ``auto`` runs a float32 one (no emulated bf16), and its answers are
+    those of ``serving_default``."""
+    import keras
+    import numpy as np
+
+    from glue_tf import backbones, export
+    from glue_tf import model as glue_model
+    from glue_tf.inference import ExportPredictor
+    from glue_tf.tasks import TASKS
+    from support.tiny import SENTENCES, make_bert_preset, vocabulary_from
+
+    task = TASKS["cola"]
+    preset = make_bert_preset(tmp_path / "preset", vocabulary_from(SENTENCES, size=400), sequence_length=32)
+    examples = [{"sentence": s, "label": i % 2, "idx": i} for i, s in enumerate(SENTENCES)]
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        backbone, preprocessor = backbones.load(str(preset), 32)
+        network = glue_model.build(backbone, task)
+        assert network.compute_dtype == "bfloat16"
+        packed = preprocessor(x=(np.array([e["sentence"] for e in examples]),))
+        network.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        network.fit({name: packed[name] for name in network.input}, np.array([e["label"] for e in examples]),
+                    batch_size=16, epochs=1, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    version = export.export(network, preprocessor, task, tmp_path / "run",
+                            metadata={"precision": "mixed_bfloat16"}, dev_examples=examples)
+
+    predictor = ExportPredictor(version, bf16_units=False)
+    described = predictor.metadata["signatures"]
+    assert set(predictor.signatures) == set(NAMES) and described[BFLOAT16]["precision"] == "mixed_bfloat16"
+    assert described[predictor.signature_name]["precision"] == "float32"
+    assert predictor.reason.endswith("not bfloat16: this machine reports no bf16 units")
+    default = ExportPredictor(version, precision="float32", bf16_units=False)
+    default.signature = default.signatures[DEFAULT]
+    np.testing.assert_allclose(predictor.raw_outputs(task, examples)["probabilities"],
+                               default.raw_outputs(task, examples)["probabilities"], atol=1e-4)
+    assert ExportPredictor(version, precision="bfloat16").signature_name == BFLOAT16  # still there when asked
