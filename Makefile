@@ -23,7 +23,7 @@ PORT ?= 8080
 IMAGE ?= glue-tf-serving
 QUICKSTART_OUT ?= runs/quickstart
 
-.PHONY: install lock pretrained test test-fast test-long data-check quickstart train-all submit serve bench bench-install bench-serving docker-build docker-run clean
+.PHONY: install lock pretrained test test-fast test-long data-check quickstart train-all submit serve bench bench-install bench-exports bench-serving docker-build docker-run clean
 
 install: $(VENV)/.installed pretrained
 
@@ -80,24 +80,47 @@ serve: $(VENV)/.installed
 	$(BIN)/glue-tf serve --model-dir $(MODEL_DIR) --port $(PORT)
 
 # glue-tf vs KerasHub's recipe vs Hugging Face, side by side in one run: fine-tuning and
-# inference speed on CoLA, MRPC, RTE, a step profile, then the speed section of docs/BENCHMARKS.md
-# (JSON lines under runs/bench/; OUT=<a train-all run> adds its end-to-end wall times).
+# inference speed on CoLA, MRPC, RTE, a step profile; then the inference paths of the exports
+# (the signature chosen where the model runs against serving_default and Hugging Face's best):
+# `glue-tf predict` over 20,000 SST-2 sentences as whole processes, the service at 1/8/32
+# clients, and the signatures' agreement on the six tasks' full dev splits; then both sections
+# of docs/BENCHMARKS.md (JSON lines under runs/bench/; OUT=<a train-all run> adds its end-to-end
+# wall times). The exports come from BENCH_MODEL_DIR (a training run's --out folder); a task
+# missing there is trained quickly first (BENCH_EXPORT_ARGS: about 5 minutes a task on 2 cores,
+# once). On 2 cores the inference-path pieces take about 50 minutes beside the speed runs.
 BENCH_TASKS ?= cola,mrpc,rte
 # The benchmarks read a GLUE TSV folder (every contender takes the same files).
 BENCH_GLUE_DIR = $(or $(GLUE_DIR),$(error make $@ reads a GLUE TSV folder: set GLUE_DIR=<folder>))
 BENCH_STEPS ?= 15
-bench: bench-install
+BENCH_MODEL_DIR ?= runs/bench/exports
+BENCH_EXPORT_TASKS ?= sst2 cola mrpc stsb rte wnli
+BENCH_EXPORT_ARGS ?= --max-train-examples 1000 --max-eval-examples 128 --epochs 1
+BENCH_SERVING_SECONDS ?= 12
+bench: bench-install bench-exports
 	mkdir -p runs/bench
 	$(BIN)/python bench/speed.py train --glue-dir $(BENCH_GLUE_DIR) --tasks $(BENCH_TASKS) --steps $(BENCH_STEPS) --json-out runs/bench/train.jsonl
-	$(BIN)/python bench/speed.py infer --glue-dir $(BENCH_GLUE_DIR) --tasks $(BENCH_TASKS) --json-out runs/bench/infer.jsonl
+	$(BIN)/python bench/speed.py infer --glue-dir $(BENCH_GLUE_DIR) --tasks $(BENCH_TASKS) --model-dir $(BENCH_MODEL_DIR) --json-out runs/bench/infer.jsonl
 	$(BIN)/python bench/step_profile.py --lengths 16,48 --json-out runs/bench/profile.jsonl
+	$(BIN)/python bench/predict_speed.py --model-dir $(BENCH_MODEL_DIR) --glue-dir $(BENCH_GLUE_DIR) --json-out runs/bench/predict.jsonl
+	$(BIN)/python bench/serving_load.py --model-dir $(BENCH_MODEL_DIR) --task sst2 --glue-dir $(BENCH_GLUE_DIR) \
+		--seconds $(BENCH_SERVING_SECONDS) --json-out runs/bench/serving.jsonl --markdown runs/bench/serving.md
+	-$(BIN)/python bench/agreement.py --model-dir $(BENCH_MODEL_DIR) --glue-dir $(BENCH_GLUE_DIR) --json-out runs/bench/agreement.jsonl
 	$(BIN)/python bench/benchmarks_doc.py --train runs/bench/train.jsonl --infer runs/bench/infer.jsonl \
-		--profile runs/bench/profile.jsonl $(if $(wildcard $(OUT)/report.json),--report $(OUT)/report.json,)
+		--profile runs/bench/profile.jsonl $(if $(wildcard $(OUT)/report.json),--report $(OUT)/report.json,) \
+		--predict runs/bench/predict.jsonl --serving runs/bench/serving.jsonl --agreement runs/bench/agreement.jsonl
+
+# Quick exports (measured signatures, warm-up file) for the tasks BENCH_MODEL_DIR lacks; a no-op when all are there.
+bench-exports: $(VENV)/.installed
+	@for task in $(BENCH_EXPORT_TASKS); do \
+		[ -d $(BENCH_MODEL_DIR)/models/$$task ] || $(BIN)/glue-tf train --task $$task --glue-dir $(BENCH_GLUE_DIR) \
+			$(BENCH_EXPORT_ARGS) --out $(BENCH_MODEL_DIR) --overwrite || exit 1; \
+	done
 
 bench-install: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 
-# Requests/s and p50/p99 at 1, 8, 32 clients, batching on and off, beside the in-process ceiling.
+# Requests/s and p50/p99 at 1, 8, 32 clients: the chosen signature against serving_default (batching on),
+# batching on against off, beside each signature's in-process ceiling.
 bench-serving: $(VENV)/.installed
 	$(BIN)/python bench/serving_load.py --model-dir $(MODEL_DIR) --task $(or $(BENCH_TASK),sst2) --glue-dir $(BENCH_GLUE_DIR)
 

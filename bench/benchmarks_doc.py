@@ -1,9 +1,15 @@
-"""Renders the speed section of docs/BENCHMARKS.md from the JSON lines of ``bench/speed.py``.
+"""Renders the benchmark sections of docs/BENCHMARKS.md from the JSON lines the bench scripts write.
 
     python bench/benchmarks_doc.py --train runs/bench/train.jsonl --infer runs/bench/infer.jsonl \
-        [--report runs/minilm-full/report.json] --doc docs/BENCHMARKS.md
+        [--report runs/minilm-full/report.json] [--predict runs/bench/predict.jsonl] \
+        [--serving runs/bench/serving.jsonl] [--agreement runs/bench/agreement.jsonl] --doc docs/BENCHMARKS.md
 
-Only the part between the ``speed`` markers is replaced; every figure comes from the files.
+Two sections, each between its markers, the rest of the page kept: ``speed``
+(``bench/speed.py``: fine-tuning, inference, step profile, end to end) and
+``inference-paths`` (issue 12's targets: ``glue-tf predict`` as whole
+processes, ``evaluate``'s chosen signature, the service, and the agreement of
+the signatures). Every figure comes from the files; each starts with the CPU
+model and the flags the figures depend on.
 """
 
 from __future__ import annotations
@@ -16,7 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 BEGIN, END = "<!-- speed:begin (bench/benchmarks_doc.py) -->", "<!-- speed:end -->"
+PATHS_BEGIN, PATHS_END = "<!-- inference-paths:begin (bench/benchmarks_doc.py) -->", "<!-- inference-paths:end -->"
 BASELINE = "hf-dynamic"
+TARGET = 2.0
+PATH_CONTENDERS = ("glue-tf-chosen", "glue-tf-serving-default", BASELINE)
 
 
 def _records(path: Path | None) -> list[dict]:
@@ -78,14 +87,107 @@ def _end_to_end(report: dict) -> list[str]:
     return lines
 
 
+def _machine_line(m: dict) -> str:
+    """The CPU model, its count, the ISA flags the figures depend on, versions and date."""
+    versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items() if v)
+    isa = m.get("isa", [])
+    bf16 = "bf16 units" if {"avx512_bf16", "amx_bf16"} & set(isa) else "no bf16 units"
+    model = f"{m['cpu_model']}, " if m.get("cpu_model") else ""
+    return (f"Machine: {model}{m.get('cpus')} CPUs, {m.get('machine')}, flags {'/'.join(isa) or '?'} ({bf16}); "
+            f"{versions}; {m.get('date')}.")
+
+
+def _predict_table(records: list[dict]) -> list[str]:
+    runs = [r for r in records if r.get("kind") == "predict"]
+    if not runs:
+        return []
+    rows = runs[0]["rows"]
+    base = next((r for r in runs if r["contender"] == "hf" and "wall_seconds" in r), None)
+    lines = [f"### `glue-tf predict` over {rows:,} SST-2 training sentences, whole processes (`bench/predict_speed.py`)",
+             "", "| contender | runs | wall s (start-up included) | rows/s | Hugging Face wall / this wall |",
+             "|---|---|---|---|---|"]
+    for r in runs:
+        if "error" in r:
+            lines.append(f"| {r['contender']} | failed: {r['error'][:60]} | | | |")
+            continue
+        runs_as = r.get("signature") or f"transformers, {r.get('precision')}, dynamic padding, batches of 64"
+        ratio = base["wall_seconds"] / r["wall_seconds"] if base else None
+        lines.append(f"| {r['contender']} | {runs_as} | {r['wall_seconds']:.1f} | {r['rows_per_second']:.0f} | "
+                     f"{f'**{ratio:.2f}x**' if ratio else '–'} |")
+    verdict = next((r for r in records if r.get("kind") == "predict-ratio"), None)
+    if verdict and "glue-tf-auto" in verdict.get("vs_hf", {}):
+        lines += ["", f"Target ≥ {TARGET}x for `--precision auto`: {verdict['vs_hf']['glue-tf-auto']:.2f}x, "
+                      f"{'met' if verdict['met'] else 'not met'}. Labels of `auto` and `serving_default` agree on "
+                      f"{100 * (verdict.get('auto_vs_default_label_agreement') or 0):.2f}% of rows."]
+    return lines + [""]
+
+
+def _evaluate_table(infer: list[dict]) -> list[str]:
+    runs = [r for r in infer if r["contender"] in PATH_CONTENDERS]
+    if not any(r["contender"] != BASELINE for r in runs):
+        return []
+    base = {r["task"]: r for r in runs if r["contender"] == BASELINE and "error" not in r}
+    lines = ["### `glue-tf evaluate` in-process, after load and warm-up (`bench/speed.py infer`)", "",
+             "| task | contender | runs | examples/s | padding efficiency | load + warm-up s | vs. hf-dynamic |",
+             "|---|---|---|---|---|---|---|"]
+    for r in runs:
+        if "error" in r:
+            lines.append(f"| {r['task']} | {r['contender']} | failed: {r['error'][:60]} | | | | |")
+            continue
+        ref = base.get(r["task"])
+        ratio = r["examples_per_second"] / ref["examples_per_second"] if ref else None
+        runs_as = r.get("signature") or f"transformers, {r.get('precision', 'float32')}"
+        setup = f"{r['load_seconds'] + r['warmup_seconds']:.1f}" if "load_seconds" in r else "–"
+        lines.append(f"| {r['task']} | {r['contender']} | {runs_as} | {r['examples_per_second']:.1f} | "
+                     f"{100 * r['padding_efficiency']:.1f}% | {setup} | {f'**{ratio:.2f}x**' if ratio else '–'} |")
+    return lines + [f"", f"Target: `glue-tf-chosen` ≥ {TARGET}x hf-dynamic on every task.", ""]
+
+
+def _serving_table(records: list[dict]) -> list[str]:
+    from serving_load import tables
+
+    text = tables(records)
+    return ["### Service: single-instance requests, one run (`bench/serving_load.py`)", "", text, ""] if text else []
+
+
+def _agreement_table(records: list[dict]) -> list[str]:
+    from agreement import table
+
+    if not any(r.get("kind") == "agreement" for r in records):
+        return []
+    verdict = next((r for r in records if r.get("kind") == "agreement-verdict"), {})
+    return ["### `serving_compiled` and `serving_bfloat16` against `serving_default`, full dev splits "
+            "(`bench/agreement.py`)", "",
+            "Labels identical, probabilities within 1e-4 and STS-B scores within 1e-3; bf16's dev score at most "
+            "0.3 points below float32's.", "", table(records), "",
+            f"All passed: {'yes' if verdict.get('passed') else 'no'}.", ""]
+
+
+def render_paths(infer: list[dict], predict: list[dict], serving: list[dict], agreement: list[dict]) -> str:
+    """The section of issue 12's targets: the chosen signature against serving_default and Hugging Face."""
+    predict, serving, agreement = _latest_block(predict), _latest_block(serving), _latest_block(agreement)
+    sample = next((r for r in (*predict, *infer, *serving, *agreement) if r.get("machine")), {})
+    lines = [PATHS_BEGIN, "", _machine_line(sample.get("machine", {})), ""]
+    lines += _predict_table(predict)
+    lines += _evaluate_table(_latest_run(infer))
+    lines += _serving_table(serving)
+    lines += _agreement_table(agreement)
+    return "\n".join(lines + [PATHS_END])
+
+
+def _latest_block(records: list[dict]) -> list[dict]:
+    """The records of the newest invocation of a script that appends one block per run, ended by a verdict."""
+    ends = [i for i, r in enumerate(records) if r.get("kind", "").endswith(("-ratio", "-verdict"))]
+    start = ends[-2] + 1 if len(ends) > 1 else 0
+    return records[start:]
+
+
 def render(train: list[dict], infer: list[dict], report: dict | None, profile: list[dict] | None = None) -> str:
     lines = [BEGIN, ""]
     sample = (train or infer or [{}])[0]
-    m = sample.get("machine", {})
-    versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items() if v)
     lines += [
-        f"Machine: {m.get('cpus')} CPUs, {m.get('machine')}, ISA {'/'.join(m.get('isa', [])) or '?'}; {versions}; "
-        f"{m.get('date')}. Batch 32 (inference 64), max length 128, float32, same checkpoint and data for all.",
+        f"{_machine_line(sample.get('machine', {}))} Batch 32 (inference 64), max length 128, float32 unless "
+        "named, same checkpoint and data for all.",
         "",
     ]
     if train:
@@ -93,7 +195,8 @@ def render(train: list[dict], infer: list[dict], report: dict | None, profile: l
         warm = train[0].get("warmup")
         lines += _table(_latest_run(train), f"Fine-tuning: {steps} timed steps after {warm} warm-up steps")
     if infer:
-        lines += _table(_latest_run(infer), "Inference: the whole dev split, batches of 64, tokenization included")
+        lines += _table([r for r in _latest_run(infer) if r["contender"] not in PATH_CONTENDERS[:2]],
+                        "Inference: the whole dev split, batches of 64, tokenization included")
     if profile:
         lines += _profile_table(profile)
     if report:
@@ -102,21 +205,32 @@ def render(train: list[dict], infer: list[dict], report: dict | None, profile: l
     return "\n".join(lines)
 
 
+def _replace(text: str, begin: str, end: str, section: str) -> str:
+    """``text`` with the part between ``begin`` and ``end`` replaced by ``section`` (appended if absent)."""
+    if begin in text and end in text:
+        return text[: text.index(begin)] + section + text[text.index(end) + len(end):]
+    return text.rstrip() + "\n\n" + section + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", type=Path)
     parser.add_argument("--infer", type=Path)
     parser.add_argument("--profile", type=Path, help="JSON lines of bench/step_profile.py")
     parser.add_argument("--report", type=Path, help="report.json of a full train-all run")
+    parser.add_argument("--predict", type=Path, help="JSON lines of bench/predict_speed.py")
+    parser.add_argument("--serving", type=Path, help="JSON lines of bench/serving_load.py")
+    parser.add_argument("--agreement", type=Path, help="JSON lines of bench/agreement.py")
     parser.add_argument("--doc", type=Path, default=Path("docs/BENCHMARKS.md"))
     args = parser.parse_args(argv)
     report = json.loads(args.report.read_text()) if args.report and args.report.is_file() else None
-    section = render(_records(args.train), _records(args.infer), report, _records(args.profile))
     text = args.doc.read_text(encoding="utf-8") if args.doc.is_file() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
+    if args.train or args.infer or args.profile or report:
+        text = _replace(text, BEGIN, END, render(_records(args.train), _records(args.infer), report,
+                                                 _records(args.profile)))
+    paths = [_records(args.infer), _records(args.predict), _records(args.serving), _records(args.agreement)]
+    if any(paths[1:]) or any(r["contender"] in PATH_CONTENDERS[:2] for r in paths[0]):
+        text = _replace(text, PATHS_BEGIN, PATHS_END, render_paths(*paths))
     args.doc.write_text(text, encoding="utf-8")
     print(f"wrote {args.doc}")
     return 0

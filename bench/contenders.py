@@ -15,7 +15,14 @@ Fine-tuning contenders time ``steps`` optimizer steps after ``warmup`` steps:
 - ``hf``: Hugging Face's ``Trainer`` as ``run_glue.py`` drives it, with dynamic
   padding (its ``DataCollatorWithPadding``) or padded to the maximum length.
 
-Inference contenders run the whole dev split in batches of 64.
+Inference contenders run the whole dev split in batches of 64:
+- ``glue-tf-export[-sorted]``: ``serving_default`` of an export written from the
+  backbone, in file order (as a client sends) or length-sorted;
+- ``glue-tf-chosen`` / ``glue-tf-serving-default``: ``glue-tf evaluate``'s own
+  loop on a trained export (``--model-dir``; else one written and measured here),
+  running the signature ``--precision auto`` chooses, or ``serving_default``;
+- ``hf-dynamic`` / ``hf-pad-128``: Hugging Face at its best precision on this
+  CPU (bf16 autocast where it has bf16 units, float32 elsewhere).
 """
 
 from __future__ import annotations
@@ -230,12 +237,18 @@ def infer_glue_tf(glue_dir, task_name, backbone, max_length, sort_by_length=Fals
     return _figures(len(examples), int(lengths.sum()), computed, seconds)
 
 
-def infer_hf(glue_dir, task_name, backbone, max_length, pad_to_max_length=False):
+def infer_hf(glue_dir, task_name, backbone, max_length, pad_to_max_length=False, precision="best"):
+    """Hugging Face under ``torch.inference_mode``; ``precision`` "best": bf16 autocast where the CPU has bf16
+    units (``bench/hf_predict.py``'s rule), float32 elsewhere."""
+    import contextlib
+
     import torch
+    from hf_predict import best_precision
 
     task, examples = _examples(glue_dir, task_name, task_dev_split(task_name))
     tokenizer, model = _hf_model(backbone, task)
     model.eval()
+    precision = best_precision()[0] if precision == "best" else precision
     batches = [examples[s : s + INFERENCE_BATCH] for s in range(0, len(examples), INFERENCE_BATCH)]
 
     def inputs_of(batch):
@@ -243,13 +256,89 @@ def infer_hf(glue_dir, task_name, backbone, max_length, pad_to_max_length=False)
         return {k: torch.tensor(v) for k, v in encoded.items()} if pad_to_max_length else tokenizer.pad(encoded, return_tensors="pt")
 
     def run(batch):  # tokenization is timed, as it is inside glue-tf's graph
-        with torch.inference_mode():
-            model(**inputs_of(batch)).logits.numpy()
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bfloat16" else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            model(**inputs_of(batch)).logits.float().numpy()
 
     seconds = _timed_batches(run, batches)
     masks = [inputs_of(batch)["attention_mask"] for batch in batches]
     return _figures(len(examples), sum(int(m.sum()) for m in masks), sum(m.numel() for m in masks), seconds,
-                    torch_threads=torch.get_num_threads())
+                    torch_threads=torch.get_num_threads(), precision=precision)
+
+
+def _export_for(glue_dir, task, backbone, max_length, model_dir, out):
+    """The task's newest export under ``model_dir``; else one written to ``out`` from the backbone (a fresh
+    head) with its signatures measured on the dev split, as ``glue-tf train`` exports."""
+    from glue_tf import backbones, export
+    from glue_tf import model as model_lib
+
+    found = export.latest(model_dir, task.name) if model_dir else None
+    if found is not None:
+        return found
+    backbone_model, preprocessor = backbones.load(backbone, max_length)
+    dev = _examples(glue_dir, task.name, task_dev_split(task.name))[1]
+    return export.export(model_lib.build(backbone_model, task), preprocessor, task, out, metadata={}, dev_examples=dev)
+
+
+def _computed_tokens(lengths, call_rows: int, signature_name: str, max_seq_length: int) -> int:
+    """Tokens a signature computes over calls of ``call_rows`` (rows in the order evaluate sends them).
+
+    ``serving_default`` pads each call to its longest row; the compiled
+    signature sorts a call by token length and pads each grid sub-batch to
+    its grid shape (``glue_tf.signatures``), padding rows included.
+    """
+    import numpy as np
+
+    from glue_tf import signatures
+
+    total = 0
+    for start in range(0, len(lengths), call_rows):
+        call = np.sort(lengths[start : start + call_rows])
+        if signature_name != signatures.COMPILED:
+            total += int(call.max()) * len(call)
+            continue
+        done = 0
+        for size in signatures.sub_batches(len(call)):
+            longest = int(call[min(done + size, len(call)) - 1])
+            total += size * min(w for w in signatures.grid_widths(max_seq_length) if w >= longest)
+            done += size
+    return total
+
+
+def infer_glue_tf_signature(glue_dir, task_name, backbone, max_length, model_dir=None, signature="chosen"):
+    """``glue-tf evaluate``'s in-process loop (``ExportPredictor``, length-sorted calls) over the dev split, timed
+    after loading the export and replaying its warm-up requests (every compiled shape) on the signature:
+    ``chosen`` by ``--precision auto`` here, or ``serving_default`` forced."""
+    import numpy as np
+    import tensorflow as tf
+
+    from glue_tf import backbones, signatures
+    from glue_tf.inference import ExportPredictor, rows_per_call
+
+    task, examples = _examples(glue_dir, task_name, task_dev_split(task_name))
+    with tempfile.TemporaryDirectory() as out:
+        path = _export_for(glue_dir, task, backbone, max_length, model_dir, out)
+        started = time.perf_counter()
+        predictor = ExportPredictor(path, INFERENCE_BATCH, "auto")
+        if signature == signatures.DEFAULT:
+            predictor.signature_name, predictor.reason = signatures.DEFAULT, "forced by the benchmark"
+            predictor.signature = predictor.signatures[signatures.DEFAULT]
+            predictor.call_rows = rows_per_call(signatures.DEFAULT, INFERENCE_BATCH)
+        loaded = time.perf_counter()
+        for columns in signatures.warmup_requests(path):
+            predictor.signature(**{field: tf.constant(texts) for field, texts in columns.items()})
+        warmed = time.perf_counter()
+        predictor.outputs(task, examples)
+        seconds = time.perf_counter() - warmed
+        max_seq_length = int(predictor.metadata.get("max_seq_length") or max_length)
+    _, preprocessor = backbones.load(backbone, max_seq_length)
+    packed = preprocessor(x=tuple(tf.constant([e[f] for e in examples]) for f in task.text_features))
+    lengths = packed["padding_mask"].numpy().sum(axis=1)
+    order = np.argsort([sum(len(e[f]) for f in task.text_features) for e in examples], kind="stable")
+    computed = _computed_tokens(lengths[order], predictor.call_rows, predictor.signature_name, max_seq_length)
+    return _figures(len(examples), int(lengths.sum()), computed, seconds, signature=predictor.signature_name,
+                    reason=predictor.reason, load_seconds=round(loaded - started, 2),
+                    warmup_seconds=round(warmed - loaded, 2), export=str(path))
 
 
 def task_dev_split(task_name: str) -> str:
@@ -271,6 +360,8 @@ OPTIONAL_TRAINING = {"glue-tf-xla": (train_glue_tf, {"jit_compile": True})}
 INFERENCE = {
     "glue-tf-export": (infer_glue_tf, {}),
     "glue-tf-export-sorted": (infer_glue_tf, {"sort_by_length": True}),
+    "glue-tf-chosen": (infer_glue_tf_signature, {"signature": "chosen"}),
+    "glue-tf-serving-default": (infer_glue_tf_signature, {"signature": "serving_default"}),
     "hf-dynamic": (infer_hf, {}),
     "hf-pad-128": (infer_hf, {"pad_to_max_length": True}),
 }

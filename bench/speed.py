@@ -1,18 +1,21 @@
 """Fine-tuning and inference speed of glue-tf beside KerasHub's recipe and Hugging Face.
 
     python bench/speed.py train --glue-dir ../shared/glue_data --tasks cola,mrpc,rte
-    python bench/speed.py infer --glue-dir ../shared/glue_data --tasks cola,mrpc,rte
+    python bench/speed.py infer --glue-dir ../shared/glue_data --tasks cola,mrpc,rte [--model-dir runs/x]
 
 Each contender (see ``bench/contenders.py``) runs in a subprocess of its own,
 one after the other, on the same data, checkpoint, batch size, maximum length,
 learning rate and step count. One JSON line per measurement goes to stdout
 (and to ``--json-out``), then a table of ratios to Hugging Face with dynamic
-padding, the stronger of its two modes. Needs the ``[bench]`` extra.
+padding, the stronger of its two modes, at its best precision on this CPU. Inference
+includes ``glue-tf-chosen``: the signature ``glue-tf evaluate`` chooses, on the
+exports under ``--model-dir``. Needs the ``[bench]`` extra.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -25,6 +28,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BASELINE = "hf-dynamic"
 MARK = "BENCH-RESULT "
+# The CPU features the figures depend on: oneDNN's and XLA's kernels, and bf16 units (glue_tf.precision).
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 
 
 def _child(kind: str, contender: str, params: dict) -> None:
@@ -34,6 +39,8 @@ def _child(kind: str, contender: str, params: dict) -> None:
     table = {"train": {**contenders.TRAINING, **contenders.OPTIONAL_TRAINING}, "infer": contenders.INFERENCE,
              "finetune": contenders.FINETUNE}[kind]
     function, extra = table[contender]
+    accepted = inspect.signature(function).parameters
+    params = {k: v for k, v in params.items() if k in accepted}  # --model-dir: only the contenders that read it
     print(MARK + json.dumps(function(**params, **extra)), flush=True)
 
 
@@ -60,14 +67,12 @@ def machine() -> dict:
             versions[package] = md.version(package)
         except md.PackageNotFoundError:
             versions[package] = None
-    flags = ""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        pass
-    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags]
-    return {"cpus": os.cpu_count(), "machine": platform.machine(), "isa": isa, "versions": versions,
-            "date": time.strftime("%Y-%m-%d")}
+    from glue_tf import cpu
+
+    flags = cpu.flags()
+    isa = [f for f in ISA_FLAGS if f in flags]
+    return {"cpus": os.cpu_count(), "machine": platform.machine(), "cpu_model": cpu.model_name(), "isa": isa,
+            "versions": versions, "date": time.strftime("%Y-%m-%d")}
 
 
 def ratio_table(records: list[dict]) -> str:
@@ -107,6 +112,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per contender")
     parser.add_argument("--json-out", default=None, help="append the JSON lines to this file")
+    parser.add_argument("--model-dir", default=None,
+                        help="infer: a training run's --out folder whose exports glue-tf-chosen and "
+                             "glue-tf-serving-default time (else they write a measured export of the backbone)")
     args = parser.parse_args(argv)
 
     table = contenders.TRAINING if args.kind == "train" else contenders.INFERENCE
@@ -124,6 +132,8 @@ def main(argv=None) -> int:
             params = {"glue_dir": args.glue_dir, "task_name": task, "backbone": args.backbone, "max_length": args.max_length}
             if args.kind == "train":
                 params.update(steps=args.steps, warmup=args.warmup, learning_rate=args.learning_rate)
+            elif args.model_dir:
+                params.update(model_dir=str(Path(args.model_dir).resolve()))
             started = time.perf_counter()
             figures = run_contender(args.kind, name, params, args.timeout)
             record = {"kind": args.kind, "task": task, "contender": name, **figures,

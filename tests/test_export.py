@@ -169,6 +169,7 @@ def stsb_export(tiny_preset, tmp_path_factory):
                          metadata={})
 
 
+@pytest.mark.long  # shares measured_export: compiling its grid and timing bf16 take about a minute
 def test_compiled_signature_equals_serving_default_on_ragged_batches(measured_export, stsb_export):
     for path, task in ((measured_export[0], TASKS["mrpc"]), (stsb_export, TASKS["stsb"])):
         loaded, _ = export.load_signatures(path)
@@ -192,6 +193,7 @@ def test_compiled_signature_equals_serving_default_on_ragged_batches(measured_ex
                 assert np.allclose(backwards[first][::-1], compiled[first], atol=1e-5)
 
 
+@pytest.mark.long  # shares measured_export: compiling its grid and timing bf16 take about a minute
 def test_bfloat16_signature_is_close_to_float32(measured_export):
     task = TASKS["mrpc"]
     loaded, _ = export.load_signatures(measured_export[0])
@@ -212,6 +214,7 @@ for rows in (9, 9, 3):  # 8 + 1 rows, then 1 + 1 + 1: both shapes compiled by th
 """
 
 
+@pytest.mark.long  # shares measured_export: compiling its grid and timing bf16 take about a minute
 def test_compiled_signature_runs_xla_after_loading_once_per_grid_shape(measured_export, tmp_path):
     import re
 
@@ -224,6 +227,7 @@ def test_compiled_signature_runs_xla_after_loading_once_per_grid_shape(measured_
     assert shapes == [(1, 16), (8, 16)]
 
 
+@pytest.mark.long  # shares measured_export: compiling its grid and timing bf16 take about a minute
 def test_metadata_records_each_signature_and_what_was_measured(measured_export):
     path, dev_rows = measured_export
     metadata = export.read_metadata(path)
@@ -246,6 +250,7 @@ def test_metadata_records_each_signature_and_what_was_measured(measured_export):
     assert metadata["measured_dev_examples"] == {"count": min(dev_rows, 512), "cap": 512}
 
 
+@pytest.mark.long  # shares measured_export: compiling its grid and timing bf16 take about a minute
 def test_warmup_file_is_tf_serving_predictionlogs_covering_every_grid_shape(measured_export, tiny_preset):
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2

@@ -23,6 +23,7 @@ def _command(preset, glue_dir, out):
     ]
 
 
+@pytest.mark.long  # kills a real training process and trains again (80 s): make test stays under 15 minutes
 def test_killed_training_resumes_from_its_checkpoint(tiny_preset, glue_dir, tmp_path):
     out = tmp_path / "run"
     state_path = out / "work" / "sst2" / "checkpoint" / "state.json"

@@ -1,0 +1,170 @@
+"""``glue-tf predict`` against Hugging Face over 20,000 SST-2 sentences, as whole processes.
+
+What a user waits for: each contender is one process, start-up (imports,
+loading the model, any compiling) included, reading the same TSV of the first
+``--rows`` sentences of SST-2's training file (read by glue-tf's TSV source,
+in file order) and writing its predictions to a file:
+
+- ``glue-tf-auto``: ``glue-tf predict --precision auto``, the signature chosen
+  where the model runs (``glue_tf.signature_choice``);
+- ``glue-tf-default``: the same export's ``serving_default``, the portable
+  path: ``glue-tf predict`` over a copy of the export whose ``metadata.json``
+  records no measured signatures, which the choice rule answers with
+  ``serving_default`` (links to the same SavedModel files, nothing retrained);
+- ``hf``: ``bench/hf_predict.py``, Hugging Face's dynamic padding in batches of
+  64 in file order under ``torch.inference_mode`` at its best precision here.
+
+One JSON line per contender (wall seconds, rows/s, the signature that ran) and
+one line of ratios: Hugging Face's wall over each glue-tf wall (the issue's
+target: ``glue-tf-auto`` at 2.0x or more).
+
+    python bench/predict_speed.py --model-dir runs/bench/exports --glue-dir ../shared/glue_data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BASELINE = "hf"
+TARGET = 2.0
+
+
+def write_input(glue_dir: str, rows: int, path: Path) -> int:
+    """The first ``rows`` SST-2 training sentences as a TSV with header ``sentence``; returns the count."""
+    from glue_tf.data.sources import TsvSource
+    from glue_tf.tasks import get_task
+
+    sentences = [e["sentence"] for e in TsvSource(glue_dir).examples(get_task("sst2"), "train")[:rows]]
+    path.write_text("sentence\n" + "".join(s.replace("\t", " ").replace("\n", " ") + "\n" for s in sentences),
+                    encoding="utf-8")
+    return len(sentences)
+
+
+def default_only_copy(version: Path, folder: Path) -> Path:
+    """A view of the export that the choice rule serves with ``serving_default``.
+
+    Every file but ``metadata.json`` is a link to the original; the metadata
+    loses its ``signatures`` record, as an export written before signatures
+    were measured, for which ``choose`` answers ``serving_default``.
+    """
+    copy = folder / "models" / version.parent.name / version.name
+    copy.mkdir(parents=True)
+    for entry in version.iterdir():
+        if entry.name != "metadata.json":
+            (copy / entry.name).symlink_to(entry.resolve())
+    metadata = json.loads((version / "metadata.json").read_text(encoding="utf-8"))
+    metadata.pop("signatures", None)
+    (copy / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
+    return copy
+
+
+def timed_process(command: list[str], timeout: float) -> dict:
+    """Runs ``command`` to the end; its wall seconds, exit status and last stderr line."""
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f}s"}
+    wall = time.perf_counter() - started
+    tail = (done.stderr or "").strip().splitlines()[-3:]
+    if done.returncode:
+        return {"error": f"exit {done.returncode}: " + " | ".join(tail)}
+    return {"wall_seconds": round(wall, 2), "log": tail[-1][-300:] if tail else ""}
+
+
+def signature_of(log: str) -> str | None:
+    """The signature ``glue-tf predict`` names in its summary line (``... (serving_compiled: why) -> out``)."""
+    from glue_tf import signatures
+
+    found = [name for name in signatures.NAMES if f"({name}:" in log]
+    return found[0] if found else None
+
+
+def label_agreement(a: Path, b: Path) -> float | None:
+    """Share of rows whose ``label_id`` column is equal in two prediction TSVs (None if unreadable)."""
+    def labels(path):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        column = lines[0].split("\t").index("label_id")
+        return [line.split("\t")[column] for line in lines[1:]]
+
+    try:
+        first, second = labels(a), labels(b)
+    except (OSError, ValueError):
+        return None
+    return sum(x == y for x, y in zip(first, second)) / max(len(first), 1) if len(first) == len(second) else None
+
+
+def contenders(version: Path, backbone: str, data: Path, work: Path) -> dict[str, list[str]]:
+    glue_tf = str(Path(sys.executable).with_name("glue-tf"))
+    default_view = default_only_copy(version, work / "default-view")
+    return {
+        "glue-tf-auto": [glue_tf, "predict", "--model", str(version), "--input", str(data),
+                         "--output", str(work / "glue-tf-auto.tsv"), "--precision", "auto"],
+        "glue-tf-default": [glue_tf, "predict", "--model", str(default_view), "--input", str(data),
+                            "--output", str(work / "glue-tf-default.tsv"), "--precision", "auto"],
+        "hf": [sys.executable, str(HERE / "hf_predict.py"), "--backbone", backbone, "--input", str(data),
+               "--output", str(work / "hf.tsv")],
+    }
+
+
+def main(argv=None) -> int:
+    from glue_tf import export
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", required=True, help="a training run's --out folder holding an SST-2 export")
+    parser.add_argument("--glue-dir", default=os.environ.get("GLUE_DIR", "../shared/glue_data"))
+    parser.add_argument("--backbone", default=str(ROOT / "models/pretrained/all-minilm-l6-v2"),
+                        help="the Hugging Face checkpoint folder the export was fine-tuned from")
+    parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per process")
+    parser.add_argument("--json-out", default=None, help="append the JSON lines to this file")
+    args = parser.parse_args(argv)
+
+    version = export.latest(args.model_dir, "sst2")
+    if version is None:
+        parser.error(f"no SST-2 export under {args.model_dir}/models/sst2")
+    records = []
+    with tempfile.TemporaryDirectory(prefix="predict-speed-") as tmp:
+        work = Path(tmp)
+        rows = write_input(args.glue_dir, args.rows, work / "sentences.tsv")
+        for name, command in contenders(version.resolve(), args.backbone, work / "sentences.tsv", work).items():
+            figures = timed_process(command, args.timeout)
+            if "wall_seconds" in figures:
+                figures["rows_per_second"] = round(rows / figures["wall_seconds"], 1)
+                figures["signature"] = signature_of(figures["log"]) if name != BASELINE else None
+                figures["precision"] = figures["log"].split(":", 1)[-1].split("(")[0].strip() if name == BASELINE else None
+            record = {"kind": "predict", "task": "sst2", "contender": name, "rows": rows, "export": str(version),
+                      **figures}
+            records.append(record)
+            print(json.dumps(record), flush=True)
+        agreement = label_agreement(work / "glue-tf-auto.tsv", work / "glue-tf-default.tsv")
+    base = next((r for r in records if r["contender"] == BASELINE and "wall_seconds" in r), None)
+    ratios = {r["contender"]: round(base["wall_seconds"] / r["wall_seconds"], 2)
+              for r in records if base and r is not base and "wall_seconds" in r}
+    summary = {"kind": "predict-ratio", "task": "sst2", "rows": rows, "vs_hf": ratios, "target": TARGET,
+               "met": bool(ratios) and ratios.get("glue-tf-auto", 0) >= TARGET,
+               "auto_vs_default_label_agreement": agreement}
+    records.append(summary)
+    print(json.dumps(summary), flush=True)
+    if args.json_out:
+        from speed import machine
+
+        here = machine()
+        with open(args.json_out, "a", encoding="utf-8") as sink:
+            for record in records:
+                sink.write(json.dumps({**record, "machine": here}) + "\n")
+    return 1 if any("error" in r for r in records) else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE))
+    sys.exit(main())
