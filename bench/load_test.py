@@ -281,7 +281,7 @@ def run(args) -> dict:
     remaining = [args.requests]
     killed = {}
     started = time.monotonic()
-    rss_start = {}
+    rss_start, rss_half = {}, {}
 
     def take() -> bool:
         with lock:
@@ -394,6 +394,9 @@ def run(args) -> dict:
             victim = server.worker_pids()[0]
             os.kill(victim, signal.SIGKILL)
             killed.update(pid=victim, at=time.monotonic(), requests_done=args.requests - remaining[0])
+        while remaining[0] > args.requests // 2:
+            time.sleep(0.2)
+        rss_half.update({pid: rss_mib(pid) for pid in server.worker_pids()})
 
     try:
         watcher = threading.Thread(target=warm_up_then_watch, daemon=True)
@@ -412,6 +415,7 @@ def run(args) -> dict:
 
     survivors = [pid for pid in rss_start if pid in rss_end and pid != killed.get("pid")]
     growth = {pid: rss_end[pid] - rss_start[pid] for pid in survivors if rss_start[pid] and rss_end[pid]}
+    late_growth = {pid: rss_end[pid] - rss_half[pid] for pid in survivors if rss_half.get(pid) and rss_end[pid]}
     summary = {
         "requests": args.requests, "clients": args.clients, "workers": args.workers, "tasks": sorted(pools),
         "texts": "glue dev" if args.glue_dir else "built-in", "hostile_fraction": args.hostile_fraction,
@@ -420,8 +424,10 @@ def run(args) -> dict:
         "by_endpoint": {e: dict(sorted(c.items())) for e, c in by_endpoint.items()},
         "hostile_kinds": {k: {**v, "status": dict(sorted(v["status"].items()))} for k, v in sorted(hostile.items())},
         "rss_mib_after_warm_up": {str(k): round(v, 1) for k, v in rss_start.items() if v},
+        "rss_mib_at_half": {str(k): round(v, 1) for k, v in rss_half.items() if v},
         "rss_mib_at_end": {str(k): round(v, 1) for k, v in rss_end.items() if v},
         "max_rss_growth_mib": round(max(growth.values(), default=0.0), 1),
+        "max_rss_growth_second_half_mib": round(max(late_growth.values(), default=0.0), 1),
         "server_tracebacks": server_log.count("Traceback"),
     }
     if examples:
@@ -438,7 +444,10 @@ def run(args) -> dict:
         "every answer matches in-process": counts["mismatches"] == 0,
         "all requests answered or failed by the kill":
             counts["ok"] + counts["hostile_refused"] + counts["connection_errors"] == args.requests,
-        f"RSS growth under {args.max_rss_growth} MiB": summary["max_rss_growth_mib"] <= args.max_rss_growth,
+        # A leak grows with requests; oneDNN's per-shape primitive caches (on for serving) fill as new
+        # batch shapes arrive and then level off, so the check is on the second half of the run.
+        f"RSS growth over the second half under {args.max_rss_growth} MiB":
+            summary["max_rss_growth_second_half_mib"] <= args.max_rss_growth,
     }
     if args.hostile_fraction == 0:
         checks["no 4xx"] = counts["http_4xx"] == 0
@@ -493,7 +502,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the clients' random choices")
     parser.add_argument("--warm-up", type=float, default=5.0, help="seconds before the first RSS reading")
     parser.add_argument("--kill-worker-after", type=float, default=0.0, help="SIGKILL one worker after S seconds")
-    parser.add_argument("--max-rss-growth", type=float, default=64.0, help="MiB a surviving worker may grow")
+    parser.add_argument("--max-rss-growth", type=float, default=32.0,
+                        help="MiB a surviving worker may grow over the second half of the requests")
     parser.add_argument("--json-out", default=None)
     args = parser.parse_args(argv)
     if args.v1_fraction is None:

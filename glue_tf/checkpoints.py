@@ -9,6 +9,8 @@ reader therefore always finds a state and the weights it names, complete.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 from pathlib import Path
@@ -22,11 +24,17 @@ class CheckpointMissingError(GlueTfError, FileNotFoundError):
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), "a file")
+
+
+def atomic_write_bytes(path: Path, data, what: str) -> None:
+    """Writes ``data`` to a temporary file beside ``path``, syncs it, then renames it into place."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with writing("a file", path):
+    with writing(what, path):
         try:
-            with open(tmp, "w", encoding="utf-8") as handle:
-                handle.write(text)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as handle:
+                handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
@@ -35,14 +43,28 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def save_weights_atomically(model, path: Path) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps the .weights.h5 suffix Keras needs
-    with writing("model weights", path):
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            model.save_weights(tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+    with _weights_file(model) as data:
+        atomic_write_bytes(path, data, "model weights")
+
+
+@contextlib.contextmanager
+def _weights_file(model):
+    """The bytes of ``model.save_weights``'s ``.weights.h5`` file, built in memory.
+
+    Keras writes that file through HDF5 and does not close it when a write fails: on a
+    full disk HDF5 retries at interpreter exit, prints a traceback per dataset and
+    crashes (SIGSEGV) instead of exiting with our error. In memory, HDF5 cannot fail
+    that way; the one write to disk is Python's, which fails cleanly. The cost is one
+    transient copy of the weights (with their optimizer moments) in memory.
+    """
+    from keras.src.saving import saving_lib  # what model.save_weights runs, given a buffer
+
+    buffer = io.BytesIO()
+    store = saving_lib.H5IOStore(buffer, mode="w")
+    saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="", visited_saveables=set())
+    store.close()
+    with buffer.getbuffer() as view:
+        yield view
 
 
 class TrainingState:

@@ -20,16 +20,16 @@ def _die():
 def main() -> int:
     point, args = sys.argv[1], sys.argv[sys.argv.index("--") + 1:]
     if point == "checkpoint":
-        import keras
+        from glue_tf import checkpoints
 
-        original = keras.Model.save_weights
+        original = checkpoints.save_weights_atomically
 
-        def save_then_die(self, filepath, *a, **kw):
-            original(self, filepath, *a, **kw)
-            if "epoch-" in os.path.basename(str(filepath)):
+        def save_then_die(model, path):
+            original(model, path)
+            if "epoch-" in path.name:
                 _die()
 
-        keras.Model.save_weights = save_then_die
+        checkpoints.save_weights_atomically = save_then_die
     elif point == "export":
         import tensorflow as tf
 
