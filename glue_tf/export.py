@@ -131,6 +131,10 @@ def build_serving_module(model, preprocessor, task: Task):
             self.weights = list(float32.weights)
 
         @tf.function(input_signature=text_specs)
+        def token_lengths(self, *texts):  # a function of the SavedModel, not a signature: callers sort by it
+            return pack(*texts)[1]
+
+        @tf.function(input_signature=text_specs)
         def serve(self, *texts):
             return padded_to_longest(texts, float32_logits)
 
@@ -265,6 +269,13 @@ def _loaded_signatures(path) -> dict:
     for signature in found.values():
         signature._loaded = loaded  # keep the resources alive as long as the signature
     return found
+
+
+def token_counter(loaded_signatures: dict):
+    """The export's in-graph token counter, ``counter(*texts per text field) -> int32 lengths`` (special tokens
+    included, truncated as the signatures truncate), or None for an export written before it was saved."""
+    loaded = next(iter(loaded_signatures.values()))._loaded
+    return getattr(loaded, "token_lengths", None)
 
 
 def load_signatures(path) -> tuple[dict, dict]:

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from glue_tf import cpu, metrics, precision, signatures
+from glue_tf import cpu, metrics, onednn, precision, signatures
 from glue_tf.tasks import Task
 
 DEV_CAP = 512
@@ -27,14 +27,15 @@ PRECISIONS = {signatures.DEFAULT: "float32", signatures.COMPILED: "float32", sig
 
 
 def measured_on() -> dict:
-    """The device the figures were measured on: ``{"device", "model", "bf16_units"}``."""
+    """The device the figures were measured on: ``{"device", "model", "bf16_units", "onednn"}``."""
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         model = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "unknown GPU")
-        return {"device": "GPU", "model": model, "bf16_units": precision.bf16_units(gpus)}
-    return {"device": "CPU", "model": cpu.model_name() or "unknown CPU", "bf16_units": precision.bf16_units(gpus)}
+        return {"device": "GPU", "model": model, "bf16_units": precision.bf16_units(gpus), "onednn": onednn.is_on()}
+    return {"device": "CPU", "model": cpu.model_name() or "unknown CPU", "bf16_units": precision.bf16_units(gpus),
+            "onednn": onednn.is_on()}
 
 
 def spread(examples: list[dict], cap: int = DEV_CAP) -> list[dict]:

@@ -48,3 +48,10 @@ def enable(environ=os.environ, cpuinfo: str = cpu.CPUINFO, machine: str | None =
         return (f"oneDNN on: set by glue-tf ({VARIABLE}=1); TensorFlow leaves it off on this {NEEDED} CPU "
                 "without AVX512-VNNI/BF16 or AMX, where its kernels are slower")
     return f"oneDNN: TensorFlow's default on this {arch} CPU (no {NEEDED} flag seen)"
+
+
+def is_on() -> bool:
+    """Whether the imported TensorFlow runs its oneDNN kernels (imports TensorFlow)."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())

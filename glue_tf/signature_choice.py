@@ -10,8 +10,13 @@ rule over those figures and this machine's hardware (:func:`choose`):
   them too, and measured bf16 within :data:`BF16_TOLERANCE` points of float32's
   dev score and faster than the best float32 path (emulated bf16 is slow, so a
   bf16 figure from a machine without units says nothing);
-- else the compiled float32 signature where it was measured faster than
-  ``serving_default``;
+- else the compiled float32 signature where it was measured at least
+  :data:`COMPILED_MARGIN` times as fast as ``serving_default`` (it pays its
+  compiles at every load, and 512 timed examples are noisy), unless the export
+  machine timed them with oneDNN off and oneDNN is on here: on an AVX2 CPU,
+  TensorFlow leaves oneDNN off (training), and with it on (inference,
+  :mod:`glue_tf.onednn`) the plain kernels catch up with XLA, so that lead was
+  measured against kernels this process does not run;
 - else ``serving_default``, which runs anywhere (an export written before the
   signatures were measured always gets it).
 
@@ -24,12 +29,13 @@ from __future__ import annotations
 
 import os
 
-from glue_tf import signatures
+from glue_tf import onednn, signatures
 from glue_tf.errors import GlueTfError
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 VARIABLE = "GLUE_TF_PRECISION"
 BF16_TOLERANCE = 0.3  # dev-score points bf16 may lose against float32 and still be chosen
+COMPILED_MARGIN = 1.1  # how many times serving_default's speed the compiled signature must have shown
 
 
 class PrecisionError(GlueTfError, ValueError):
@@ -53,19 +59,25 @@ def _figure(measured: dict, name: str, key: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def _float32(measured: dict, available) -> tuple[str, str]:
-    """The float32 rule: the compiled signature where it was measured faster than ``serving_default``."""
+def _float32(metadata: dict, available, onednn_here: bool | None) -> tuple[str, str]:
+    """The float32 rule: the compiled signature where it was measured clearly faster than ``serving_default``."""
+    measured = metadata["signatures"]
     default_speed = _figure(measured, signatures.DEFAULT, "examples_per_second")
     compiled_speed = _figure(measured, signatures.COMPILED, "examples_per_second")
     if signatures.COMPILED not in available or signatures.COMPILED not in measured:
         return signatures.DEFAULT, f"the export has no {signatures.COMPILED} signature"
     if default_speed is None or compiled_speed is None:
         return signatures.DEFAULT, "the export's signatures were not timed (exported without dev examples)"
-    if compiled_speed > default_speed:
-        return signatures.COMPILED, (f"compiled float32 ran {compiled_speed:.0f} examples/s against "
-                                     f"{signatures.DEFAULT}'s {default_speed:.0f} on the export machine")
-    return signatures.DEFAULT, (f"{signatures.COMPILED} was no faster ({compiled_speed:.0f} against "
-                                f"{default_speed:.0f} examples/s on the export machine)")
+    timed = f"({compiled_speed:.0f} against {default_speed:.0f} examples/s on the export machine)"
+    if compiled_speed < COMPILED_MARGIN * default_speed:
+        return signatures.DEFAULT, f"{signatures.COMPILED} was not {COMPILED_MARGIN:g}x as fast {timed}"
+    if (metadata.get("measured_on") or {}).get("onednn") is False:
+        if onednn_here is None:
+            onednn_here = onednn.is_on()
+        if onednn_here:
+            return signatures.DEFAULT, (f"{signatures.COMPILED} won {timed} against kernels without oneDNN, "
+                                        "and oneDNN is on here")
+    return signatures.COMPILED, f"compiled float32 was faster {timed}"
 
 
 def _bf16_refusal(metadata: dict, available, bf16_units) -> str | None:
@@ -98,13 +110,14 @@ def _bf16_refusal(metadata: dict, available, bf16_units) -> str | None:
 
 
 def choose(metadata: dict, available, requested: str = "auto", bf16_units: bool | None = None,
-           setting: str = "--precision") -> tuple[str, str]:
+           setting: str = "--precision", onednn_here: bool | None = None) -> tuple[str, str]:
     """``(signature name, reason)``: the signature to run here and why, in one sentence for the log.
 
     ``metadata``: the export's ``metadata.json``; ``available``: the names of its
     loaded signatures; ``requested``: one of :data:`PRECISIONS` (``setting`` names
     where it came from, for the error); ``bf16_units``: whether this machine has
-    bf16 units, None to ask :func:`glue_tf.precision.bf16_support`.
+    bf16 units, None to ask :func:`glue_tf.precision.bf16_support`; ``onednn_here``:
+    whether this process runs oneDNN kernels, None to ask TensorFlow.
     """
     check_requested(requested, setting)
     available = set(available)
@@ -117,7 +130,7 @@ def choose(metadata: dict, available, requested: str = "auto", bf16_units: bool 
     if not isinstance(measured, dict):
         return signatures.DEFAULT, (f"{signatures.DEFAULT}: the export records no measured signatures "
                                     "(written before they were measured)")
-    name, why = _float32(measured, available)
+    name, why = _float32(metadata, available, onednn_here)
     if requested == "float32":
         return name, f"{name}: float32 requested ({setting}); {why}"
     refusal = _bf16_refusal(metadata, available, bf16_units)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from glue_tf import export, signature_choice
+from glue_tf import export, inference, signature_choice
 from glue_tf import signatures as glue_signatures
 from glue_tf.tasks import TASKS, Task
 from serving.errors import ApiError, NotFound, Unavailable
@@ -72,6 +72,11 @@ class LoadedModel:
         function = self.signature(signature)
         inputs = {name: tf.constant(columns[name], dtype=tf.string) for name in self.task.text_features}
         return {name: value.numpy() for name, value in function(**inputs).items()}
+
+    def token_lengths(self, columns: dict[str, list[str]]) -> np.ndarray | None:
+        """Each row's token count by the export's own tokenizer (None for an export without its counter)."""
+        fields = {name: columns[name] for name in self.task.text_features}
+        return inference.token_lengths(export.token_counter(self.signatures), fields)
 
 
 def _inside(path: Path, root: Path) -> bool:

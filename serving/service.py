@@ -79,7 +79,8 @@ class Service:
         """Large inputs (scoring, jobs): length-sorted calls of the chosen signature, reporting progress."""
         rows = inference.rows_per_call(model.chosen, self.settings.max_batch_size)
         call = lambda chunk: _input_errors_as_400(lambda: self._call(model, None, chunk))  # noqa: E731
-        return inference.run_length_sorted(call, columns, rows, on_progress)
+        lengths = _input_errors_as_400(lambda: model.token_lengths(columns))
+        return inference.run_length_sorted(call, columns, rows, on_progress, lengths)
 
     def _call(self, model: LoadedModel, signature: str | None, columns: dict) -> dict:
         outputs = model.predict(columns, signature)

@@ -103,6 +103,38 @@ def test_long_inputs_are_truncated_to_max_length(tiny_preset, tmp_path):
     assert len(probe["outputs"]["label_id"]) == 3
 
 
+def test_the_export_counts_tokens_as_its_signatures_pad_and_callers_sort_by_them(tiny_exports):
+    import tensorflow as tf
+
+    from glue_tf.inference import ExportPredictor, run_length_sorted
+
+    task = TASKS["mrpc"]
+    _, preprocessor = backbones.load(str(tiny_exports / "tiny_bert_preset"), sequence_length=64)
+    path = tiny_exports / "models" / "mrpc" / "1"
+    pairs = {"sentence1": ["a", "the cat sat on the mat", "word " * 100, "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"],
+             "sentence2": ["b", "a dog", "", "it is"]}
+    predictor = ExportPredictor(path)
+    counted = predictor.counter(*(tf.constant(pairs[f]) for f in task.text_features)).numpy()
+    packed = preprocessor(x=tuple(tf.constant(pairs[f]) for f in task.text_features))
+    assert counted.tolist() == tf.reduce_sum(tf.cast(packed["padding_mask"], tf.int32), axis=1).numpy().tolist()
+    assert counted[2] == 64  # truncated to max length, as the signatures truncate
+
+    calls = []
+
+    def call(columns):
+        calls.append(columns["sentence1"])
+        return {"row": np.array([pairs["sentence1"].index(t) for t in columns["sentence1"]])}
+
+    # Sorted by tokens, the 36-character word (few tokens) goes before the 22-character sentence (more).
+    assert counted[3] < counted[1]
+    by_tokens = run_length_sorted(call, pairs, rows=1, lengths=counted)
+    assert [c[0] for c in calls] == [pairs["sentence1"][i] for i in np.argsort(counted, kind="stable")]
+    assert by_tokens["row"].tolist() == [0, 1, 2, 3]  # answers back in input order
+    examples = [{"sentence1": a, "sentence2": b, "label": 0, "idx": i}
+                for i, (a, b) in enumerate(zip(pairs["sentence1"], pairs["sentence2"]))]
+    assert len(predictor.outputs(task, examples)) == 4
+
+
 def test_exports_need_tensorflow_text_ops_beyond_core_tensorflow(trained_exports):
     """The evidence behind the README's TF Serving note: which ops, and what stock TensorFlow says."""
     version = export.latest(trained_exports, "mrpc")
@@ -247,6 +279,9 @@ def test_metadata_records_each_signature_and_what_was_measured(measured_export):
     on = metadata["measured_on"]
     assert on["device"] in ("CPU", "GPU") and isinstance(on["model"], str) and on["model"]
     assert isinstance(on["bf16_units"], bool)
+    from glue_tf import onednn
+
+    assert on["onednn"] is onednn.is_on()  # the kernels the figures were timed on
     assert metadata["measured_dev_examples"] == {"count": min(dev_rows, 512), "cap": 512}
 
 

@@ -62,19 +62,27 @@ def test_a_killed_replicas_job_is_finished_by_another(models, postgres, postgres
         assert status == 200 and polled["progress"]["total"] == len(RTE)
 
         # Wait until A (not B) holds a lease on this job and has recorded some chunks, then kill A whole.
+        # A is frozen (SIGSTOP) before the last look, so the chunk it holds cannot finish before the kill.
         a_pids = {str(pid) for pid in a.worker_pids()}
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+
+        def a_holds_a_chunk():
             with psycopg.connect(postgres_url) as db:
                 owners = {row[0].split(":")[1] for row in db.execute(
                     "SELECT claimed_by FROM glue_job_chunks WHERE job_id = %s AND status = 'running'", (job_id,))}
                 done = db.execute("SELECT COUNT(*) FROM glue_job_chunks WHERE job_id = %s AND status = 'done'",
                                   (job_id,)).fetchone()[0]
-            if owners & a_pids and done >= 2:
-                break
+            return bool(owners & a_pids) and done >= 2, (owners, done)
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if a_holds_a_chunk()[0]:
+                os.killpg(a.process.pid, signal.SIGSTOP)
+                if a_holds_a_chunk()[0]:
+                    break
+                os.killpg(a.process.pid, signal.SIGCONT)
             time.sleep(0.1)
         else:
-            pytest.fail(f"replica A never scored the job: owners {owners}, done {done}")
+            pytest.fail(f"replica A never scored the job: owners and chunks done {a_holds_a_chunk()[1]}")
         os.killpg(a.process.pid, signal.SIGKILL)
         a.process.wait(timeout=30)
 
