@@ -23,7 +23,7 @@ PORT ?= 8080
 IMAGE ?= glue-tf-serving
 QUICKSTART_OUT ?= runs/quickstart
 
-.PHONY: install lock pretrained test test-fast test-long data-check quickstart train-all submit serve bench bench-install bench-exports bench-serving docker-build docker-run clean
+.PHONY: install lock pretrained test test-fast test-long data-check quickstart train-all submit serve bench bench-install bench-exports bench-finetune bench-serving docker-build docker-run clean
 
 install: $(VENV)/.installed pretrained
 
@@ -108,6 +108,18 @@ bench: bench-install bench-exports
 	$(BIN)/python bench/benchmarks_doc.py --train runs/bench/train.jsonl --infer runs/bench/infer.jsonl \
 		--profile runs/bench/profile.jsonl $(if $(wildcard $(OUT)/report.json),--report $(OUT)/report.json,) \
 		--predict runs/bench/predict.jsonl --serving runs/bench/serving.jsonl --agreement runs/bench/agreement.jsonl
+
+# Fine-tuning against Hugging Face (issue 13): the training step with TensorFlow's oneDNN on and off beside
+# PyTorch's, then `glue-tf train-all` against Hugging Face's Trainer as whole processes, side by side (about
+# 70 minutes for CoLA, MRPC and RTE on 2 cores), rendered into docs/BENCHMARKS.md.
+BENCH_FINETUNE_TASKS ?= cola,mrpc,rte
+bench-finetune: bench-install
+	mkdir -p runs/bench
+	$(BIN)/python bench/step_profile.py --lengths 16,48 --json-out runs/bench/training-profile.jsonl
+	$(BIN)/python bench/end_to_end.py --glue-dir $(BENCH_GLUE_DIR) --tasks $(BENCH_FINETUNE_TASKS) \
+		--json-out runs/bench/end_to_end.jsonl
+	$(BIN)/python bench/benchmarks_doc.py --training-profile runs/bench/training-profile.jsonl \
+		--end-to-end runs/bench/end_to_end.jsonl
 
 # Quick exports (measured signatures, warm-up file) for the tasks BENCH_MODEL_DIR lacks; a no-op when all are there.
 bench-exports: $(VENV)/.installed

@@ -4,9 +4,10 @@
         [--report runs/minilm-full/report.json] [--predict runs/bench/predict.jsonl] \
         [--serving runs/bench/serving.jsonl] [--agreement runs/bench/agreement.jsonl] --doc docs/BENCHMARKS.md
 
-Two sections, each between its markers, the rest of the page kept: ``speed``
-(``bench/speed.py``: fine-tuning, inference, step profile, end to end) and
-``inference-paths`` (issue 12's targets: ``glue-tf predict`` as whole
+Three sections, each between its markers, the rest of the page kept: ``speed``
+(``bench/speed.py``: fine-tuning, inference, step profile, end to end),
+``training-kernels`` (the step profile with TensorFlow's oneDNN on and off
+beside PyTorch's, and ``bench/end_to_end.py`` runs) and ``inference-paths`` (issue 12's targets: ``glue-tf predict`` as whole
 processes, ``evaluate``'s chosen signature, the service, and the agreement of
 the signatures). Every figure comes from the files; each starts with the CPU
 model and the flags the figures depend on.
@@ -23,9 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 BEGIN, END = "<!-- speed:begin (bench/benchmarks_doc.py) -->", "<!-- speed:end -->"
 PATHS_BEGIN, PATHS_END = "<!-- inference-paths:begin (bench/benchmarks_doc.py) -->", "<!-- inference-paths:end -->"
+TRAINING_BEGIN, TRAINING_END = "<!-- training-kernels:begin (bench/benchmarks_doc.py) -->", "<!-- training-kernels:end -->"
 BASELINE = "hf-dynamic"
 TARGET = 2.0
-PATH_CONTENDERS = ("glue-tf-chosen", "glue-tf-serving-default", BASELINE)
+PATH_CONTENDERS = ("glue-tf-chosen", "glue-tf-serving-default", "glue-tf-serving-default-by-characters", BASELINE)
 
 
 def _records(path: Path | None) -> list[dict]:
@@ -42,30 +44,109 @@ def _latest_run(records: list[dict]) -> list[dict]:
     return list(latest.values())
 
 
-def _table(records: list[dict], title: str) -> list[str]:
+def _per_task_rows(records: list[dict], header: list[str], cells) -> list[str]:
+    """A markdown table of one row per record, its last column the speed-up over hf-dynamic on the same task.
+
+    ``header``: the columns after ``task`` and ``contender`` and before the speed-up; ``cells(record)``
+    gives their values. A failed record gets its error instead."""
     base = {r["task"]: r for r in records if r["contender"] == BASELINE and "error" not in r}
-    lines = [f"### {title}", "", "| task | contender | examples/s | real tokens/s | padding efficiency | vs. hf-dynamic |",
-             "|---|---|---|---|---|---|"]
+    columns = ["task", "contender", *header, "vs. hf-dynamic"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in records:
         if "error" in r:
-            lines.append(f"| {r['task']} | {r['contender']} | failed: {r['error'][:60]} | | | |")
+            lines.append(f"| {r['task']} | {r['contender']} | failed: {r['error'][:60]} |" + " |" * len(header))
             continue
         ref = base.get(r["task"])
-        ratio = r["examples_per_second"] / ref["examples_per_second"] if ref else None
-        lines.append(
-            f"| {r['task']} | {r['contender']} | {r['examples_per_second']:.1f} | {r['real_tokens_per_second']:.0f} | "
-            f"{100 * r['padding_efficiency']:.1f}% | {f'**{ratio:.2f}x**' if ratio else '–'} |"
-        )
-    return lines + [""]
+        ratio = f"**{r['examples_per_second'] / ref['examples_per_second']:.2f}x**" if ref else "–"
+        lines.append("| " + " | ".join([r["task"], r["contender"], *cells(r), ratio]) + " |")
+    return lines
+
+
+def _table(records: list[dict], title: str) -> list[str]:
+    def cells(r):
+        return [f"{r['examples_per_second']:.1f}", f"{r['real_tokens_per_second']:.0f}", f"{100 * r['padding_efficiency']:.1f}%"]
+
+    return [f"### {title}", ""] + _per_task_rows(records, ["examples/s", "real tokens/s", "padding efficiency"], cells) + [""]
 
 
 def _profile_table(rows: list[dict]) -> list[str]:
+    """The step profile; with a oneDNN column where the rows say whether TensorFlow ran it (newer runs)."""
+    onednn = any("onednn" in r for r in rows)
     lines = ["### Step profile: batch 32, fixed length (`bench/step_profile.py`)", "",
-             "| length | framework | piece | XLA | ms | tokens/s |", "|---|---|---|---|---|---|"]
+             f"| length | framework |{' oneDNN |' if onednn else ''} piece | XLA | ms | tokens/s |",
+             f"|---|---|{'---|' if onednn else ''}---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['length']} | {r['framework']} | {r['step']} | {'on' if r['xla'] else 'off'} | "
+        state = {True: " on |", False: " off |"}.get(r.get("onednn"), " |") if onednn else ""
+        lines.append(f"| {r['length']} | {r['framework']} |{state} {r['step']} | {'on' if r['xla'] else 'off'} | "
                      f"{r['ms']:.0f} | {r['tokens_per_second']} |")
     return lines + [""]
+
+
+def _step_summary(rows: list[dict]) -> list[str]:
+    """One training step (forward+backward, XLA off, plus the clipped optimizer update) per length and setting."""
+    steps = {}
+    for r in rows:
+        if r["step"] in ("forward+backward", "optimizer (clip 1.0)") and not r["xla"]:
+            name = f"TensorFlow, oneDNN {'on' if r['onednn'] else 'off'}" if "onednn" in r else r["framework"]
+            name = "PyTorch" if r["framework"] == "torch" else name
+            steps.setdefault((r["length"], name), 0.0)
+            steps[(r["length"], name)] += r["ms"]
+    lengths = sorted({length for length, _ in steps})
+    names = list(dict.fromkeys(name for _, name in steps))
+    lines = ["Whole step (forward+backward and the clipped AdamW update), ms:", "",
+             "| setting | " + " | ".join(f"length {n}" for n in lengths) + " |", "|---|" + "---|" * len(lengths)]
+    lines += [f"| {name} | " + " | ".join(f"{steps.get((n, name), float('nan')):.0f}" for n in lengths) + " |"
+              for name in names]
+    return lines + [""]
+
+
+def _end_to_end_runs(records: list[dict]) -> list[str]:
+    """``bench/end_to_end.py`` records: glue-tf's ``train-all`` against Hugging Face's trainer, one invocation.
+
+    A row per task (glue-tf's time for it inside its one process, Hugging Face's whole process), then all
+    tasks: both as whole processes."""
+    pairs = [(a, b) for a, b in zip(records, records[1:]) if a.get("contender") == "glue-tf"
+             and b.get("contender") == "hf-trainer"]
+    if not pairs:
+        return []
+    lines = ["### Fine-tuning end to end (`bench/end_to_end.py`)", "",
+             "| tasks | epochs | glue-tf wall s | Hugging Face wall s | speed-up | dev score, glue-tf / Hugging Face |",
+             "|---|---|---|---|---|---|"]
+
+    def row(name, epochs, ours, theirs, score):
+        ratio = f"**{theirs / ours:.2f}x**" if ours and theirs else "–"
+        return f"| {name} | {epochs} | {ours or 0:.0f} | {theirs or 0:.0f} | {ratio} | {score} |"
+
+    for ours, theirs in pairs:
+        epochs = ours.get("epochs", "")
+        if "error" in ours:
+            lines.append(f"| {','.join(theirs['tasks'])} | {ours.get('epochs')} | failed: {ours['error']} | | | |")
+            continue
+        scores = {task: f"{ours['tasks'].get(task, float('nan')):.1f} / {score:.1f}"
+                  for task, score in theirs["tasks"].items() if isinstance(score, (int, float))}
+        walls = ours.get("task_walls", {})
+        if len(theirs["tasks"]) > 1 and walls:
+            lines += [row(task, epochs, walls.get(task), theirs["task_walls"].get(task), scores.get(task, "–"))
+                      for task in theirs["tasks"]]
+        lines.append(row(",".join(theirs["tasks"]) + " (whole processes)", epochs, ours["wall_seconds"],
+                         theirs["wall_seconds"], "; ".join(f"{t} {v}" for t, v in scores.items())))
+    return lines + ["", "glue-tf runs `glue-tf train-all` once for all the tasks: tokenize, train with a dev "
+                        "evaluation per epoch, export (signatures measured), predict the test split; a task's row is "
+                        "its time inside that process (start-up is in the whole-process row). Hugging Face runs its "
+                        "`Trainer` with dynamic padding per task in a fresh process, trained then scored on dev, at "
+                        "its best precision on the CPU (float32 without bf16 units).", ""]
+
+
+def render_training(profile: list[dict], end_to_end: list[dict]) -> str:
+    """The fine-tuning kernels section: the step with oneDNN on and off beside PyTorch's, and end-to-end runs."""
+    sample = next((r for r in end_to_end if r.get("machine")), {})
+    lines = [TRAINING_BEGIN, ""]
+    if sample:
+        lines += [_machine_line(sample["machine"]), ""]
+    if profile:
+        lines += _profile_table(profile) + _step_summary(profile)
+    lines += _end_to_end_runs([r for r in end_to_end if r.get("kind") == "end_to_end"])
+    return "\n".join(lines + [TRAINING_END])
 
 
 def _end_to_end(report: dict) -> list[str]:
@@ -126,21 +207,16 @@ def _evaluate_table(infer: list[dict]) -> list[str]:
     runs = [r for r in infer if r["contender"] in PATH_CONTENDERS]
     if not any(r["contender"] != BASELINE for r in runs):
         return []
-    base = {r["task"]: r for r in runs if r["contender"] == BASELINE and "error" not in r}
-    lines = ["### `glue-tf evaluate` in-process, after load and warm-up (`bench/speed.py infer`)", "",
-             "| task | contender | runs | examples/s | padding efficiency | load + warm-up s | vs. hf-dynamic |",
-             "|---|---|---|---|---|---|---|"]
-    for r in runs:
-        if "error" in r:
-            lines.append(f"| {r['task']} | {r['contender']} | failed: {r['error'][:60]} | | | | |")
-            continue
-        ref = base.get(r["task"])
-        ratio = r["examples_per_second"] / ref["examples_per_second"] if ref else None
+
+    def cells(r):
         runs_as = r.get("signature") or f"transformers, {r.get('precision', 'float32')}"
         setup = f"{r['load_seconds'] + r['warmup_seconds']:.1f}" if "load_seconds" in r else "–"
-        lines.append(f"| {r['task']} | {r['contender']} | {runs_as} | {r['examples_per_second']:.1f} | "
-                     f"{100 * r['padding_efficiency']:.1f}% | {setup} | {f'**{ratio:.2f}x**' if ratio else '–'} |")
-    return lines + [f"", f"Target: `glue-tf-chosen` ≥ {TARGET}x hf-dynamic on every task.", ""]
+        return [runs_as, f"{r['examples_per_second']:.1f}", f"{100 * r['padding_efficiency']:.1f}%", setup]
+
+    header = ["runs", "examples/s", "padding efficiency", "load + warm-up s"]
+    return (["### `glue-tf evaluate` in-process, after load and warm-up (`bench/speed.py infer`)", ""]
+            + _per_task_rows(runs, header, cells)
+            + ["", f"Target: `glue-tf-chosen` ≥ {TARGET}x hf-dynamic on every task.", ""])
 
 
 def _serving_table(records: list[dict]) -> list[str]:
@@ -195,7 +271,7 @@ def render(train: list[dict], infer: list[dict], report: dict | None, profile: l
         warm = train[0].get("warmup")
         lines += _table(_latest_run(train), f"Fine-tuning: {steps} timed steps after {warm} warm-up steps")
     if infer:
-        lines += _table([r for r in _latest_run(infer) if r["contender"] not in PATH_CONTENDERS[:2]],
+        lines += _table([r for r in _latest_run(infer) if r["contender"] not in PATH_CONTENDERS[:-1]],
                         "Inference: the whole dev split, batches of 64, tokenization included")
     if profile:
         lines += _profile_table(profile)
@@ -221,16 +297,22 @@ def main(argv=None) -> int:
     parser.add_argument("--predict", type=Path, help="JSON lines of bench/predict_speed.py")
     parser.add_argument("--serving", type=Path, help="JSON lines of bench/serving_load.py")
     parser.add_argument("--agreement", type=Path, help="JSON lines of bench/agreement.py")
+    parser.add_argument("--training-profile", type=Path,
+                        help="JSON lines of bench/step_profile.py with oneDNN on and off, for the training-kernels section")
+    parser.add_argument("--end-to-end", type=Path, help="JSON lines of bench/end_to_end.py")
     parser.add_argument("--doc", type=Path, default=Path("docs/BENCHMARKS.md"))
     args = parser.parse_args(argv)
     report = json.loads(args.report.read_text()) if args.report and args.report.is_file() else None
     text = args.doc.read_text(encoding="utf-8") if args.doc.is_file() else "# Benchmarks\n"
-    if args.train or args.infer or args.profile or report:
+    if args.train:  # the speed section is rendered whole, from a run that has its fine-tuning table
         text = _replace(text, BEGIN, END, render(_records(args.train), _records(args.infer), report,
                                                  _records(args.profile)))
     paths = [_records(args.infer), _records(args.predict), _records(args.serving), _records(args.agreement)]
-    if any(paths[1:]) or any(r["contender"] in PATH_CONTENDERS[:2] for r in paths[0]):
+    if any(paths[1:]) or any(r["contender"] in PATH_CONTENDERS[:-1] for r in paths[0]):
         text = _replace(text, PATHS_BEGIN, PATHS_END, render_paths(*paths))
+    if args.training_profile or args.end_to_end:
+        text = _replace(text, TRAINING_BEGIN, TRAINING_END,
+                        render_training(_records(args.training_profile), _records(args.end_to_end)))
     args.doc.write_text(text, encoding="utf-8")
     print(f"wrote {args.doc}")
     return 0

@@ -7,7 +7,7 @@ and returns one flat dict of figures. Every contender reads the same examples
 learning rate and step count.
 
 Fine-tuning contenders time ``steps`` optimizer steps after ``warmup`` steps:
-- ``glue-tf``: the shipped pipeline (``train._train_dataset`` and the compiled
+- ``glue-tf``: the shipped pipeline (``features.train_datasets`` and the compiled
   Keras model of ``glue-tf train``), with and without XLA.
 - ``keras-hub``: KerasHub's own recipe, ``BertTextClassifier`` with its
   preprocessor inside ``fit`` (fixed-length padding), Keras' AdamW and Keras'
@@ -21,6 +21,8 @@ Inference contenders run the whole dev split in batches of 64:
 - ``glue-tf-chosen`` / ``glue-tf-serving-default``: ``glue-tf evaluate``'s own
   loop on a trained export (``--model-dir``; else one written and measured here),
   running the signature ``--precision auto`` chooses, or ``serving_default``;
+  ``glue-tf-serving-default-by-characters``: the same, sorted by characters as
+  for an export without a token counter;
 - ``hf-dynamic`` / ``hf-pad-128``: Hugging Face at its best precision on this
   CPU (bf16 autocast where it has bf16 units, float32 elsewhere).
 """
@@ -89,7 +91,6 @@ def train_glue_tf(glue_dir, task_name, backbone, steps, warmup, learning_rate, m
     from glue_tf.config import TrainConfig
     from glue_tf.data.sources import TsvSource
     from glue_tf.tasks import get_task
-    from glue_tf.train import XLA_WIDTH_MULTIPLE, _train_dataset
 
     task = get_task(task_name)
     cfg = TrainConfig(
@@ -103,7 +104,7 @@ def train_glue_tf(glue_dir, task_name, backbone, steps, warmup, learning_rate, m
     backbone_model, preprocessor = backbones.load(cfg.backbone, cfg.max_seq_length)
     model = model_lib.build(backbone_model, task, cfg.dropout)
     encoded = features.encode(TsvSource(glue_dir).load(task, "train"), task, preprocessor)
-    datasets, _, _ = _train_dataset(encoded, cfg, strategy, 0, 0, model_lib.input_names(model))
+    datasets, _, _ = features.train_datasets(encoded, cfg, strategy, 0, 0, model_lib.input_names(model))
     optimizer = optimization.make_optimizer(
         cfg.learning_rate, features.steps_per_epoch(len(encoded), cfg.batch_size, False),
         cfg.warmup_fraction, cfg.weight_decay, cfg.clip_norm,
@@ -111,9 +112,9 @@ def train_glue_tf(glue_dir, task_name, backbone, steps, warmup, learning_rate, m
     model.compile(optimizer=optimizer, loss=model_lib.loss_for(task), jit_compile=cfg.jit_compile)
     clock, callback = _keras_clock()
     model.fit(datasets[0], epochs=1, steps_per_epoch=warmup + steps, callbacks=[callback], verbose=0, shuffle=False)
-    # The same batch plan _train_dataset drew, to count the timed steps' tokens.
+    # The same batch plan train_datasets drew, to count the timed steps' tokens.
     plan = features.batch_plan(encoded.lengths, cfg.batch_size, seed=cfg.seed * 1000)[warmup : warmup + steps]
-    multiple = XLA_WIDTH_MULTIPLE if jit_compile else 1
+    multiple = features.XLA_WIDTH_MULTIPLE if jit_compile else 1
     real = sum(int(encoded.lengths[b].sum()) for b in plan)
     computed = sum(features.bucket_width(int(encoded.lengths[b].max()), multiple, max_length) * b.size for b in plan)
     return _figures(sum(b.size for b in plan), real, computed, clock.timed(warmup), precision=policy)
@@ -305,10 +306,12 @@ def _computed_tokens(lengths, call_rows: int, signature_name: str, max_seq_lengt
     return total
 
 
-def infer_glue_tf_signature(glue_dir, task_name, backbone, max_length, model_dir=None, signature="chosen"):
+def infer_glue_tf_signature(glue_dir, task_name, backbone, max_length, model_dir=None, signature="chosen",
+                            sort_by="tokens"):
     """``glue-tf evaluate``'s in-process loop (``ExportPredictor``, length-sorted calls) over the dev split, timed
     after loading the export and replaying its warm-up requests (every compiled shape) on the signature:
-    ``chosen`` by ``--precision auto`` here, or ``serving_default`` forced."""
+    ``chosen`` by ``--precision auto`` here, or ``serving_default`` forced. ``sort_by="characters"``: rows
+    sorted as for an export without a token counter, to show what sorting by tokens saves."""
     import numpy as np
     import tensorflow as tf
 
@@ -324,6 +327,8 @@ def infer_glue_tf_signature(glue_dir, task_name, backbone, max_length, model_dir
             predictor.signature_name, predictor.reason = signatures.DEFAULT, "forced by the benchmark"
             predictor.signature = predictor.signatures[signatures.DEFAULT]
             predictor.call_rows = rows_per_call(signatures.DEFAULT, INFERENCE_BATCH)
+        if sort_by == "characters":
+            predictor.counter = None
         loaded = time.perf_counter()
         for columns in signatures.warmup_requests(path):
             predictor.signature(**{field: tf.constant(texts) for field, texts in columns.items()})
@@ -334,7 +339,8 @@ def infer_glue_tf_signature(glue_dir, task_name, backbone, max_length, model_dir
     _, preprocessor = backbones.load(backbone, max_seq_length)
     packed = preprocessor(x=tuple(tf.constant([e[f] for e in examples]) for f in task.text_features))
     lengths = packed["padding_mask"].numpy().sum(axis=1)
-    order = np.argsort([sum(len(e[f]) for f in task.text_features) for e in examples], kind="stable")
+    by = lengths if predictor.counter is not None else [sum(len(e[f]) for f in task.text_features) for e in examples]
+    order = np.argsort(by, kind="stable")  # as run_length_sorted orders them: tokens, or characters for old exports
     computed = _computed_tokens(lengths[order], predictor.call_rows, predictor.signature_name, max_seq_length)
     return _figures(len(examples), int(lengths.sum()), computed, seconds, signature=predictor.signature_name,
                     reason=predictor.reason, load_seconds=round(loaded - started, 2),
@@ -362,6 +368,8 @@ INFERENCE = {
     "glue-tf-export-sorted": (infer_glue_tf, {"sort_by_length": True}),
     "glue-tf-chosen": (infer_glue_tf_signature, {"signature": "chosen"}),
     "glue-tf-serving-default": (infer_glue_tf_signature, {"signature": "serving_default"}),
+    "glue-tf-serving-default-by-characters": (infer_glue_tf_signature,
+                                              {"signature": "serving_default", "sort_by": "characters"}),
     "hf-dynamic": (infer_hf, {}),
     "hf-pad-128": (infer_hf, {"pad_to_max_length": True}),
 }

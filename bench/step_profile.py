@@ -5,8 +5,9 @@
 For each sequence length (batch 32, random token ids, the MiniLM checkpoint) it
 times, in separate processes: TensorFlow forward, forward+backward (XLA off and
 on), the optimizer update (glue-tf's fused AdamW, with and without global-norm
-clipping) and the input pipeline alone; PyTorch forward and forward+backward. One
-JSON line each, then a table. The answer to "why is the step slower than X" is
+clipping) and the input pipeline alone, once with TensorFlow's oneDNN kernels on and
+once with them off (``--onednn``; off is TensorFlow's own default on AVX2-only
+CPUs); PyTorch forward and forward+backward. One JSON line each, then a table. The answer to "why is the step slower than X" is
 in these rows, not in guesses.
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 32
 MARK = "PROFILE "
+ONEDNN = "TF_ENABLE_ONEDNN_OPTS"  # read once, when TensorFlow is imported: set per child process
 
 
 def _timeit(function, repeats: int) -> float:
@@ -127,20 +129,25 @@ def main(argv=None) -> int:
     if argv and argv[0] == "--child":
         framework, backbone, length, repeats = argv[1], argv[2], int(argv[3]), int(argv[4])
         rows = (tensorflow_rows if framework == "tensorflow" else torch_rows)(backbone, length, repeats)
+        onednn = {"onednn": os.environ[ONEDNN] == "1"} if framework == "tensorflow" else {}
         for row in rows:
-            print(MARK + json.dumps({"framework": framework, "length": length, **row}), flush=True)
+            print(MARK + json.dumps({"framework": framework, "length": length, **onednn, **row}), flush=True)
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default=str(ROOT / "models/pretrained/all-minilm-l6-v2"))
     parser.add_argument("--lengths", default="16,32,64")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--onednn", default="on,off", help="TensorFlow's oneDNN kernels: on, off or on,off")
     parser.add_argument("--json-out", default=None)
     args = parser.parse_args(argv)
+    states = [{"on": "1", "off": "0"}[state] for state in args.onednn.split(",")]
+    runs = [("tensorflow", state) for state in states] + [("torch", None)]
     rows = []
     for length in map(int, args.lengths.split(",")):
-        for framework in ("tensorflow", "torch"):
+        for framework, state in runs:
             command = [sys.executable, __file__, "--child", framework, args.backbone, str(length), str(args.repeats)]
-            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+            env = {**os.environ, **({ONEDNN: state} if state else {})}
+            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
             found = [json.loads(line[len(MARK):]) for line in done.stdout.splitlines() if line.startswith(MARK)]
             if not found:
                 print(f"{framework} L={length} failed: {done.stderr.strip().splitlines()[-3:]}", file=sys.stderr)
@@ -152,9 +159,11 @@ def main(argv=None) -> int:
                 if args.json_out:
                     with open(args.json_out, "a", encoding="utf-8") as sink:
                         sink.write(json.dumps({"kind": "profile", **row}) + "\n")
-    print("\n| length | framework | step | XLA | ms | tokens/s |\n|---|---|---|---|---|---|")
+    print("\n| length | framework | oneDNN | step | XLA | ms | tokens/s |\n|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['length']} | {r['framework']} | {r['step']} | {'on' if r['xla'] else 'off'} | {r['ms']} | {r['tokens_per_second']} |")
+        onednn = {True: "on", False: "off"}.get(r.get("onednn"), "")
+        print(f"| {r['length']} | {r['framework']} | {onednn} | {r['step']} | {'on' if r['xla'] else 'off'} "
+              f"| {r['ms']} | {r['tokens_per_second']} |")
     return 0
 
 

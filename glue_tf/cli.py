@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from glue_tf.errors import GlueTfError, NotTrainableError
-from glue_tf.storage import ensure_writable
+from glue_tf.errors import GlueTfError
 from glue_tf.tasks import get_task, parse_task_list
 
 
@@ -53,55 +52,20 @@ def _cmd_data_show(args) -> int:
 
 
 def _add_train_flags(parser: argparse.ArgumentParser) -> None:
-    from glue_tf.config import DEFAULT_BACKBONE, TrainConfig
-    from glue_tf.precision import POLICIES
+    from glue_tf import config_flags
 
-    defaults = TrainConfig()
     _add_source_flags(parser)
-    group = parser.add_argument_group("training")
-    group.add_argument("--backbone", default=DEFAULT_BACKBONE,
-                       help="KerasHub preset name, Keras preset folder or Hugging Face BERT folder "
-                            f"(default: {DEFAULT_BACKBONE})")
-    group.add_argument("--epochs", type=int, default=defaults.epochs)
-    group.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    group.add_argument("--learning-rate", type=float, default=None, help="default: the task's (see config.py)")
-    group.add_argument("--max-seq-length", type=int, default=defaults.max_seq_length)
-    group.add_argument("--precision", choices=POLICIES, default=defaults.precision)
-    group.add_argument("--seed", type=int, default=defaults.seed)
-    group.add_argument("--dropout", type=float, default=defaults.dropout)
-    group.add_argument("--jit-compile", action="store_true", help="XLA-compile the train step (GPUs; slower on CPU)")
-    group.add_argument("--seeds", type=int, default=defaults.seeds,
-                       help="train each task with seeds seed..seed+K-1; report mean/std, export the best")
-    group.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every,
-                       help=f"also checkpoint every N steps inside an epoch (default {defaults.checkpoint_every}; 0: off)")
-    group.add_argument("--skip-export-measurements", dest="measure_export", action="store_false",
-                       help="export without timing its signatures: quicker, but serves serving_default")
+    config_flags.add_flags(parser.add_argument_group("training (every field of glue_tf.config.TrainConfig)"))
+    group = parser.add_argument_group("output")
     group.add_argument("--overwrite", action="store_true",
                        help="retrain into an --out folder made with another configuration")
-    group.add_argument("--max-train-examples", type=int, default=None, help="train on a random subset (smoke runs)")
-    group.add_argument("--max-eval-examples", type=int, default=None, help="score a random dev subset (smoke runs)")
     group.add_argument("--out", default="runs/latest", help="output folder (default: runs/latest)")
 
 
 def _train_config(args):
-    from glue_tf.config import TrainConfig
+    from glue_tf import config_flags
 
-    return TrainConfig(
-        backbone=args.backbone,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        max_seq_length=args.max_seq_length,
-        precision=args.precision,
-        seed=args.seed,
-        dropout=args.dropout,
-        jit_compile=args.jit_compile,
-        max_train_examples=args.max_train_examples,
-        max_eval_examples=args.max_eval_examples,
-        seeds=args.seeds,
-        checkpoint_every=args.checkpoint_every,
-        measure_export=args.measure_export,
-    )
+    return config_flags.config_from_args(args)
 
 
 def _add_inference_flags(parser: argparse.ArgumentParser) -> None:
@@ -120,32 +84,16 @@ def _verbosity():
 
 
 def _cmd_train(args) -> int:
-    from glue_tf import backbones, report, run_config
-    from glue_tf.suite import finished_results
-    from glue_tf.train import train_task
+    from glue_tf.suite import train
 
-    task = get_task(args.task)
-    if task.eval_only:
-        raise NotTrainableError(f"{task.name} has no training data; it is predicted with the {task.predicted_by} model")
-    backbones.check_spec(args.backbone)
-    ensure_writable(args.out)
-    source, config = _source(args), _train_config(args)
-    run_config.check_or_record(args.out, config, source.describe(), args.overwrite, [task.name])
-    done = None if args.overwrite else run_config.finished_result(args.out, task.name)
-    if done is not None:
-        print(f"{task.name}: already exported ({done['export']}); nothing to do (--overwrite retrains)")
-        return 0
-    result = train_task(task, source, config, args.out, verbose=_verbosity())
-    report.write(args.out, {**finished_results(args.out, exclude=[task.name]), task.name: result}, {})
+    train(get_task(args.task), _source(args), _train_config(args), args.out, verbose=_verbosity(),
+          overwrite=args.overwrite)
     return 0
 
 
 def _cmd_train_all(args) -> int:
-    from glue_tf import backbones
     from glue_tf.suite import train_all
 
-    backbones.check_spec(args.backbone)
-    ensure_writable(args.out)
     train_all(_source(args), _train_config(args), args.out, parse_task_list(args.tasks), verbose=_verbosity(),
               overwrite=args.overwrite)
     return 0
@@ -244,13 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Commands that run exports: TensorFlow's faster oneDNN kernels are turned on before it loads (glue_tf.onednn).
-INFERENCE_COMMANDS = ("evaluate", "predict", "serve")
+# Commands that compute with TensorFlow: its faster oneDNN kernels are turned on before it loads (glue_tf.onednn).
+COMPUTE_COMMANDS = ("train", "train-all", "evaluate", "predict", "serve")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in INFERENCE_COMMANDS:
+    if args.command in COMPUTE_COMMANDS:
         from glue_tf import onednn
 
         print(f"glue-tf: {onednn.enable()}", file=sys.stderr)

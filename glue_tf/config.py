@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from glue_tf.precision import POLICIES
 from glue_tf.tasks import Task
 
 # The sentence-transformers all-MiniLM-L6-v2 checkpoint that `make pretrained` unpacks. Kept
@@ -45,35 +46,46 @@ TASK_LEARNING_RATES = {
 }
 
 
+def _setting(default, help: str, **flag):
+    """A TrainConfig field and its command-line flag (``glue_tf.config_flags``): its help, and
+    ``flag``/``choices``/``negative`` where the generated ones are not right."""
+    return dataclasses.field(default=default, metadata={"help": help, **flag})
+
+
 @dataclasses.dataclass
 class TrainConfig:
-    """Everything that decides what a training run computes."""
+    """Everything that decides what a training run computes, and how it reports.
 
-    backbone: str = DEFAULT_BACKBONE
-    epochs: int = 3
-    batch_size: int = 32
-    learning_rate: float | None = None  # None: the task's default
-    max_seq_length: int = 128
-    precision: str = "auto"
-    seed: int = 42
-    dropout: float = 0.1
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.1
-    clip_norm: float = 1.0
-    eval_batch_size: int = 64
-    # Keras would turn XLA on by default; with a new batch shape at almost every
-    # step (dynamic padding), XLA recompiles constantly and on CPU it is slower anyway.
-    jit_compile: bool = False
-    max_train_examples: int | None = None
-    max_eval_examples: int | None = None
+    Every field is a ``glue-tf train``/``train-all`` flag, generated from this class.
+    """
+
+    backbone: str = _setting(DEFAULT_BACKBONE, "KerasHub preset name, Keras preset folder or Hugging Face BERT folder")
+    epochs: int = _setting(3, "passes over the training data")
+    batch_size: int = _setting(32, "examples per optimizer step (over all replicas)")
+    learning_rate: float | None = _setting(None, "peak learning rate; default: the task's (TASK_LEARNING_RATES in config.py)")
+    max_seq_length: int = _setting(128, "tokens per example after packing; longer ones are truncated")
+    precision: str = _setting("auto", "Keras dtype policy; auto: mixed_bfloat16 where the CPU or GPU has bf16 units, "
+                                      "else float32 (glue_tf/precision.py)", choices=POLICIES)
+    seed: int = _setting(42, "seeds the weights of the head, dropout and the batch order")
+    dropout: float = _setting(0.1, "dropout rate of the classification head")
+    weight_decay: float = _setting(0.01, "AdamW's decoupled weight decay (biases and LayerNorm excluded)")
+    warmup_fraction: float = _setting(0.1, "share of the steps spent warming the learning rate up from 0")
+    clip_norm: float = _setting(1.0, "clip gradients to this global norm (0: no clipping)")
+    eval_batch_size: int = _setting(64, "examples per call when scoring dev and predicting test")
+    # None: on GPUs only (glue_tf.precision.xla_default). With dynamic padding every new batch width is a
+    # compilation, so under XLA widths are rounded up to steps of 16 (glue_tf.features.XLA_WIDTH_MULTIPLE).
+    jit_compile: bool | None = _setting(None, "XLA-compile the train step (default: on GPUs, off on CPUs)")
+    max_train_examples: int | None = _setting(None, "train on a seeded random subset (smoke runs)")
+    max_eval_examples: int | None = _setting(None, "score a seeded random dev subset (smoke runs)")
     # Seeds seed, seed+1, ...: mean and std are reported, the best by dev score is exported.
-    seeds: int = 1
-    # Also checkpoint every N steps inside an epoch (0: only at epoch ends).
-    checkpoint_every: int = 200
+    seeds: int = _setting(1, "train seeds seed..seed+K-1; report mean and std, export the best")
+    checkpoint_every: int = _setting(200, "also checkpoint every N steps inside an epoch (0: only at epoch ends)")
     # Time each signature of the export on the dev examples and compile its grid shapes, so that where
     # it runs the fastest one is chosen (glue_tf.signature_choice). Off: the export records no figures
     # and serves serving_default (about 30-90 s less per task with MiniLM on 2 cores).
-    measure_export: bool = True
+    measure_export: bool = _setting(True, "export without timing its signatures: quicker, but serves serving_default",
+                                    negative="--skip-export-measurements")
+    logging_steps: int = _setting(0, "also log the loss and learning rate every N steps (0: once per epoch)")
 
     def for_task(self, task: Task) -> "TrainConfig":
         """This config with the task's defaults filled in."""

@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -245,13 +246,16 @@ def export(model, preprocessor, task: Task, out_dir, metadata: dict, digest: str
     final = root / str(version)
     with writing(f"the {task.name} export", final):
         try:
+            started = time.perf_counter()
             tf.saved_model.save(module, str(tmp), signatures=module.signatures())
             requests = signatures.write_warmup(tmp, preprocessor, task.text_features, max_seq_length)
+            saved = time.perf_counter()
             loaded = _loaded_signatures(tmp) if dev_examples is not None else {}  # measured as a server loads it
             measured = export_measure.measure(loaded, task, requests, max_seq_length, dev_examples)
             del loaded
+            seconds = {"save": round(saved - started, 1), "measure": round(time.perf_counter() - saved, 1)}
             metadata = {**metadata, **measured, "task": task.name, "version": version, "score_unit": SCORE_UNIT,
-                        WEIGHTS_DIGEST: digest or weights_digest(model)}
+                        WEIGHTS_DIGEST: digest or weights_digest(model), "export_seconds": seconds}
             (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True), encoding="utf-8")
             os.replace(tmp, final)
         finally:

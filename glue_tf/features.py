@@ -10,6 +10,10 @@ tokens (GLUE sentences are short: padding every batch to 128 wastes 2x to 11x)
 while the order stays random at the scale of windows. Under ``tf.distribute``
 every global batch is split across replicas, so every worker takes the same
 number of steps.
+
+The training input pipeline is public here (``encode_sample``, ``batch_plan``,
+``train_datasets``): ``glue-tf train``, the benchmarks and the tests build their
+batches with the same functions.
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ import dataclasses
 
 import numpy as np
 
+from glue_tf.data.sources import Source
 from glue_tf.tasks import Task
 
 WINDOW_BATCHES = 50
 TOKENIZE_BATCH = 1024
+# Under XLA (--jit-compile) every new batch width is a compilation: widths are rounded up to steps of 16.
+XLA_WIDTH_MULTIPLE = 16
 
 
 @dataclasses.dataclass
@@ -186,3 +193,71 @@ def batches_dataset(
 
     dataset = tf.data.Dataset.from_tensor_slices(plan)
     return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def sample_rows(count: int, limit: int | None, seed: int) -> np.ndarray | None:
+    """Sorted row numbers of a seeded random sample of ``limit`` out of ``count``; None: keep all."""
+    if not limit or limit >= count:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(count, size=limit, replace=False))
+
+
+def encode_sample(source: Source, task: Task, split: str, preprocessor, limit: int | None, seed: int):
+    """Tokenizes ``split``, or only a seeded sample of ``limit`` rows of it (a quick run of QQP need
+    not tokenize 364k pairs); the sample is the same whether drawn before or after tokenizing."""
+    import tensorflow as tf
+
+    dataset = source.load(task, split)
+    count = int(dataset.cardinality())
+    rows = sample_rows(count, limit, seed) if count >= 0 else None
+    if rows is not None:
+        keep = np.zeros(count, bool)
+        keep[rows] = True
+        keep = tf.constant(keep)
+        chunk = 4096  # masks whole chunks: a per-example filter costs seconds on SST-2's 67k rows
+
+        def select(number, examples):
+            start = number * chunk
+            mask = keep[start : start + tf.shape(examples["idx"], out_type=tf.int64)[0]]
+            return tf.nest.map_structure(lambda column: tf.boolean_mask(column, mask), examples)
+
+        dataset = dataset.batch(chunk).enumerate().map(select).unbatch()
+    encoded = encode(dataset, task, preprocessor)
+    rows = sample_rows(len(encoded), limit, seed)  # a source of unknown length: sample after tokenizing
+    return encoded if rows is None else encoded.subset(rows)
+
+
+def train_datasets(encoded, cfg, strategy, first_epoch: int, skip: int, feature_names):
+    """Batches from step ``skip`` of epoch ``first_epoch`` on; returns (datasets, steps per epoch, efficiency).
+
+    One replica: a dataset for the rest of a resumed epoch (if ``skip``) and one for
+    the epochs after it, as Keras' ``fit`` takes a fixed number of steps per epoch.
+    Several replicas: one per-replica dataset of all remaining batches.
+    """
+    import tensorflow as tf
+
+    replicas = strategy.num_replicas_in_sync
+    plans = [
+        batch_plan(encoded.lengths, cfg.batch_size, seed=cfg.seed * 1000 + epoch, drop_remainder=replicas > 1)
+        for epoch in range(cfg.epochs)
+    ]
+    steps = len(plans[0])
+    padding = {"width_multiple": XLA_WIDTH_MULTIPLE if cfg.jit_compile else 1, "max_width": cfg.max_seq_length}
+    all_slices = [s for plan in plans for s in replica_slices(plan, replicas, list(range(replicas)))]
+    efficiency = padding_efficiency(encoded.lengths, all_slices, **padding)
+    resumed = plans[first_epoch][skip:] if first_epoch < cfg.epochs else []
+    later = [batch for plan in plans[first_epoch + 1 :] for batch in plan]
+    if replicas == 1:
+        segments = ([resumed] if skip else []) + [later if skip else resumed + later]
+        return [batches_dataset(encoded, s, feature_names=feature_names, **padding) for s in segments], steps, efficiency
+
+    remaining = resumed + later
+
+    def dataset_fn(context: tf.distribute.InputContext):
+        local = replicas // context.num_input_pipelines
+        ids = [context.input_pipeline_id * local + k for k in range(local)]
+        slices = replica_slices(remaining, replicas, ids)
+        return batches_dataset(encoded, slices, feature_names=feature_names, **padding)
+
+    options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
+    return [strategy.distribute_datasets_from_function(dataset_fn, options)], steps, efficiency

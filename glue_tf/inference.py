@@ -3,8 +3,9 @@
 The signature run is chosen where the model runs (:mod:`glue_tf.signature_choice`).
 Examples are sorted by length so each call pads little: by their token counts,
 which the export computes in-graph with its own tokenizer (:func:`token_lengths`),
-else by characters. On SST-2, batches of 64 then hold 97-99% real tokens, against
-70-72% when sorted by characters, and MiniLM predicts 1.35x faster. The compiled
+else by characters, which pads more: a word the vocabulary splits into many pieces is
+short in characters and long in tokens (docs/BENCHMARKS.md compares the two orders' padding
+efficiency, ``bench/speed.py infer``). The compiled
 signature sorts and cuts its input into grid sub-batches itself, so it gets bigger calls
 (:data:`COMPILED_CALL_ROWS`): fewer calls, and its sub-batches fill its largest
 grid size.

@@ -4,9 +4,9 @@
 ``distribute_datasets_from_function`` builds under MultiWorkerMirroredStrategy
 (it fails converting the ``PerReplica`` batch: an open upstream limitation), and
 that dataset is what keeps every worker on the same number of steps. This loop
-does what ``fit`` does for us — forward, loss averaged over the global batch,
-all-reduced gradients through the Keras optimizer, callbacks, a progress bar —
-and nothing else.
+does what ``fit`` does for us — forward, loss averaged over the global batch
+(scaled under mixed_float16), all-reduced gradients through the Keras optimizer,
+callbacks, a progress bar — and nothing else.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ def fit_distributed(model, loss, dataset, strategy, epochs, initial_epoch, steps
     """Trains epochs ``initial_epoch..epochs-1``; the first starts at step ``resume_step`` (a resumed epoch)."""
     import keras
     import tensorflow as tf
+
+    from glue_tf.callbacks import current_learning_rate
 
     loss.reduction = None  # per-example losses; averaged over the global batch below
     optimizer = model.optimizer
@@ -29,7 +31,10 @@ def fit_distributed(model, loss, dataset, strategy, epochs, initial_epoch, steps
             logits = model(features, training=True)
             per_example = loss(labels, logits)
             scaled = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
-        gradients = tape.gradient(scaled, model.trainable_variables)
+            # Under mixed_float16, compile() wrapped the optimizer in a LossScaleOptimizer, which unscales
+            # the gradients it is given: the loss must be scaled here, as Keras' own train_step does.
+            for_gradients = optimizer.scale_loss(scaled)
+        gradients = tape.gradient(for_gradients, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return scaled
 
@@ -52,10 +57,11 @@ def fit_distributed(model, loss, dataset, strategy, epochs, initial_epoch, steps
             value = float(train_step(features, labels))
             total += value
             progress.update(step + 1, values=[("loss", value)])
-            callback_list.on_train_batch_end(step, {"loss": value})
+            callback_list.on_train_batch_end(step, {"loss": total / (step + 1 - first_step)})  # as fit: epoch mean
         logs = {"loss": total / max(steps_per_epoch - first_step, 1)}
         if writer:
             with writer.as_default():
                 tf.summary.scalar("epoch_loss", logs["loss"], step=epoch)
+                tf.summary.scalar("epoch_learning_rate", current_learning_rate(optimizer), step=epoch)
         callback_list.on_epoch_end(epoch, logs)
     callback_list.on_train_end()

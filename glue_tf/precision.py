@@ -1,4 +1,8 @@
-"""Choosing the Keras dtype policy: ``auto`` picks bfloat16 where the hardware has it."""
+"""Choosing the Keras dtype policy and XLA: ``auto`` picks bfloat16 where the hardware has it.
+
+Where it does not: float16 with loss scaling on GPUs, float32 on CPUs. XLA compiles the
+train step on GPUs by default, and not on CPUs (:func:`xla_default`).
+"""
 
 from __future__ import annotations
 
@@ -19,16 +23,9 @@ def bf16_support(gpus: list | None = None, cpuinfo: str = cpu.CPUINFO) -> tuple[
     bfloat16 hardware: training's ``--precision auto`` and the choice of a
     serving signature (``glue_tf.signature_choice``) both ask it.
     """
-    if gpus is None:
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
+    gpus = visible_gpus() if gpus is None else gpus
     if gpus:
-        import tensorflow as tf
-
-        capabilities = [
-            tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)) for gpu in gpus
-        ]
+        capabilities = [_capability(gpu) for gpu in gpus]
         if all(cap >= (8, 0) for cap in capabilities):
             return True, f"GPUs with compute capability {min(capabilities)} support bfloat16"
         return False, f"GPU compute capability {min(capabilities)} lacks bfloat16"
@@ -36,6 +33,22 @@ def bf16_support(gpus: list | None = None, cpuinfo: str = cpu.CPUINFO) -> tuple[
     if flags:
         return True, f"CPU reports {', '.join(sorted(flags))}"
     return False, f"CPU ({os.uname().machine}) reports neither {' nor '.join(_CPU_BF16_FLAGS)}"
+
+
+def visible_gpus() -> list:
+    """The GPUs TensorFlow sees (imports TensorFlow)."""
+    import tensorflow as tf
+
+    return tf.config.list_physical_devices("GPU")
+
+
+def _capability(gpu) -> tuple[int, int]:
+    """A GPU's compute capability; ``gpus`` lists may also hold the ``(major, minor)`` tuples themselves."""
+    if isinstance(gpu, tuple):
+        return gpu
+    import tensorflow as tf
+
+    return tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)))
 
 
 def bf16_units(gpus: list | None = None, cpuinfo: str = cpu.CPUINFO) -> bool:
@@ -49,5 +62,23 @@ def resolve(requested: str, gpus: list | None = None, cpuinfo: str = cpu.CPUINFO
         raise ValueError(f"--precision must be one of {', '.join(POLICIES)}, not {requested!r}")
     if requested != "auto":
         return requested, "requested"
+    gpus = visible_gpus() if gpus is None else gpus
     supported, why = bf16_support(gpus, cpuinfo)
-    return ("mixed_bfloat16" if supported else "float32"), f"auto: {why}"
+    if supported:
+        return "mixed_bfloat16", f"auto: {why}"
+    if gpus:  # every GPU computes float16; Keras scales the loss (compile's auto_scale_loss, glue_tf.loop)
+        return "mixed_float16", f"auto: {why}; float16 with loss scaling instead"
+    return "float32", f"auto: {why}"
+
+
+def xla_default(requested: bool | None, gpus: list | None = None) -> tuple[bool, str]:
+    """Whether the train step is XLA-compiled, and why: as requested, else on GPUs only.
+
+    On the CPUs measured here (docs/BENCHMARKS.md) it does not pay: with oneDNN on, the
+    step is as fast without it; with oneDNN off, its gain is lost to the coarser width
+    buckets it needs (a compile per batch width) and the compiles themselves.
+    """
+    if requested is not None:
+        return requested, "requested"
+    gpus = visible_gpus() if gpus is None else gpus
+    return (True, "auto: on GPUs") if gpus else (False, "auto: off on CPUs, where it does not pay")

@@ -17,10 +17,10 @@ from pathlib import Path
 from glue_tf.checkpoints import atomic_write_text
 from glue_tf.config import TrainConfig
 from glue_tf.errors import GlueTfError
+from glue_tf.run_dir import RunDir
 
-FILE = "run_config.json"
 # Settings that change speed or bookkeeping, not what is computed.
-NOT_COMPARED = ("eval_batch_size", "checkpoint_every", "jit_compile", "measure_export")
+NOT_COMPARED = ("eval_batch_size", "checkpoint_every", "jit_compile", "measure_export", "logging_steps")
 
 
 # The unit of the scores in the folder's results and checkpoints. Folders written when
@@ -45,7 +45,7 @@ def differences(saved: dict, current: dict) -> dict[str, tuple]:
 def check_or_record(out_dir, config: TrainConfig, data_source: str, overwrite: bool, task_names: list[str]) -> None:
     """Records the configuration, or checks it against the recorded one (see module docstring)."""
     out_dir = Path(out_dir)
-    path = out_dir / FILE
+    path = RunDir(out_dir).config
     current = describe(config, data_source)
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
@@ -58,7 +58,7 @@ def check_or_record(out_dir, config: TrainConfig, data_source: str, overwrite: b
             )
     if overwrite:
         for name in task_names:  # checkpoints and results of the old configuration
-            shutil.rmtree(out_dir / "work" / name, ignore_errors=True)
+            shutil.rmtree(RunDir(out_dir).work(name), ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(current, indent=2, sort_keys=True))
 
@@ -67,7 +67,7 @@ def finished_result(out_dir, task_name: str) -> dict | None:
     """The result of a task this run already trained and exported, or None."""
     from glue_tf import export
 
-    path = Path(out_dir) / "work" / task_name / "result.json"
+    path = RunDir(out_dir).result(task_name)
     if not path.is_file():
         return None
     result = json.loads(path.read_text(encoding="utf-8"))

@@ -1,4 +1,5 @@
-"""``train-all``: every GLUE task whose data is found, one after the other, then the report.
+"""``train`` and ``train-all``: one task, or every GLUE task whose data is found one after the other,
+then the folder's report. Both train a task through :func:`train_one`.
 
 A task without training data here is skipped with one line, unless a model for
 it already exists in the output folder, in which case its dev split is scored
@@ -12,9 +13,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from glue_tf import distribute, export, report, run_config, submission
+from glue_tf import backbones, distribute, export, report, run_config, storage, submission
 from glue_tf.config import TrainConfig
 from glue_tf.data.sources import Source
+from glue_tf.errors import NotTrainableError
+from glue_tf.run_dir import RunDir
 from glue_tf.runlog import RunLog
 from glue_tf.tasks import TASKS, Task
 
@@ -83,6 +86,48 @@ def finished_results(out_dir, exclude=()) -> dict:
     return found
 
 
+def train_one(task: Task, source: Source, config: TrainConfig, out_dir, log, strategy, strategy_name: str,
+              verbose="auto", overwrite: bool = False, label: str = "") -> tuple[dict, bool]:
+    """One task, as ``train`` and ``train-all`` both run it: ``(result, True)`` if trained now, or
+    ``(result, False)`` where this folder's run (of the same configuration) already exported it.
+    ``label`` starts its log lines (default: the task's name)."""
+    from glue_tf.train import train_task
+
+    label = label or task.name
+    done = None if overwrite else run_config.finished_result(out_dir, task.name)
+    if done is not None:
+        log(f"{label}: already exported ({done['export']}, dev score {done['dev_score']:.2f}); "
+            "nothing to do (--overwrite retrains)")
+        return done, False
+    log(f"{label}: training")
+    return train_task(task, source, config, out_dir, strategy=strategy, strategy_name=strategy_name, log=log,
+                      verbose=verbose), True
+
+
+def _start(source: Source, config: TrainConfig, out_dir: Path, tasks: list[Task], overwrite: bool):
+    """Checks the backbone and the folder before anything slow; returns the strategy, and the run log after
+    the folder's configuration is recorded or checked (the chief's job)."""
+    backbones.check_spec(config.backbone)
+    storage.ensure_writable(out_dir)
+    strategy, strategy_name = distribute.select_strategy()
+    chief = distribute.is_chief(strategy)
+    if chief:
+        run_config.check_or_record(out_dir, config, source.describe(), overwrite, [t.name for t in tasks])
+    return strategy, strategy_name, chief, RunLog(RunDir(out_dir).log, enabled=chief)
+
+
+def train(task: Task, source: Source, config: TrainConfig, out_dir, verbose="auto", overwrite: bool = False) -> dict:
+    """``glue-tf train``: one task into ``out_dir``, then the folder's report; returns the task's result."""
+    if task.eval_only:
+        raise NotTrainableError(f"{task.name} has no training data; it is predicted with the {task.predicted_by} model")
+    out_dir = Path(out_dir)
+    strategy, strategy_name, chief, log = _start(source, config, out_dir, [task], overwrite)
+    result, _ = train_one(task, source, config, out_dir, log, strategy, strategy_name, verbose, overwrite)
+    if chief:
+        report.write(out_dir, {**finished_results(out_dir, exclude=[task.name]), task.name: result}, {})
+    return result
+
+
 def train_all(source: Source, config: TrainConfig, out_dir, tasks: list[Task] | None = None, verbose="auto",
               overwrite: bool = False) -> dict:
     """Trains every task in ``tasks`` (default: all) whose data exists; writes and returns the report.
@@ -90,15 +135,9 @@ def train_all(source: Source, config: TrainConfig, out_dir, tasks: list[Task] | 
     Into a folder that holds a run of the same configuration, tasks already
     exported are skipped and an interrupted task resumes from its checkpoint.
     """
-    from glue_tf.train import train_task
-
     out_dir = Path(out_dir)
-    strategy, strategy_name = distribute.select_strategy()
-    chief = distribute.is_chief(strategy)
     tasks = tasks or list(TASKS.values())
-    if chief:
-        run_config.check_or_record(out_dir, config, source.describe(), overwrite, [t.name for t in tasks])
-    log = RunLog(out_dir / "run.log", enabled=chief)
+    strategy, strategy_name, chief, log = _start(source, config, out_dir, tasks, overwrite)
     started = time.perf_counter()
     results, skipped = {}, {}
     log(f"train-all: {len(tasks)} tasks from {source.describe()} into {out_dir}")
@@ -110,17 +149,12 @@ def train_all(source: Source, config: TrainConfig, out_dir, tasks: list[Task] | 
         to_train = sum(not t.eval_only for t in ordered[number - 1:])
         log(progress_line(number, len(ordered), task.name, time.perf_counter() - started, trained_seconds, to_train))
         missing = _missing_for_training(task, source) if not task.eval_only else ["train"]
-        done = None if (missing or overwrite) else run_config.finished_result(out_dir, task.name)
-        if done is not None:
-            results[task.name] = done
-            log(f"{prefix}: already exported ({done['export']}, dev score {done['dev_score']:.2f}); skipped")
-            continue
         if not missing:
-            log(f"{prefix}: training")
             task_started = time.perf_counter()
-            results[task.name] = train_task(
-                task, source, config, out_dir, strategy=strategy, strategy_name=strategy_name, log=log, verbose=verbose
-            )
+            results[task.name], trained = train_one(task, source, config, out_dir, log, strategy, strategy_name,
+                                                    verbose, overwrite, label=prefix)
+            if not trained:
+                continue
             trained_seconds.append(time.perf_counter() - task_started)
             row = results[task.name]
             speed = row["train_examples_per_second"]

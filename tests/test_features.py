@@ -97,7 +97,6 @@ def test_xla_width_buckets_round_up_and_the_dataset_pads_to_them():
 def test_a_training_sample_is_drawn_before_tokenizing_and_equals_one_drawn_after(tiny_preset, glue_dir):
     import keras_hub
 
-    from glue_tf import train
     from glue_tf.data.sources import TsvSource
     from glue_tf.tasks import TASKS
 
@@ -108,9 +107,9 @@ def test_a_training_sample_is_drawn_before_tokenizing_and_equals_one_drawn_after
     preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(str(tiny_preset), sequence_length=64)
     task = TASKS["rte"]
     whole = features.encode(TsvSource(glue_dir).load(task, "validation"), task, preprocessor)
-    rows = train._sample_rows(len(whole), 40, seed=3)
-    assert rows.size == 40 and train._sample_rows(len(whole), 1000, seed=3) is None
+    rows = features.sample_rows(len(whole), 40, seed=3)
+    assert rows.size == 40 and features.sample_rows(len(whole), 1000, seed=3) is None
     for source in (TsvSource(glue_dir), UnknownLengthSource(glue_dir)):
-        sample = train._encode_sample(source, task, "validation", preprocessor, 40, seed=3)
+        sample = features.encode_sample(source, task, "validation", preprocessor, 40, seed=3)
         assert sample.idx.tolist() == whole.idx[rows].tolist()
         np.testing.assert_array_equal(sample.token_ids, whole.subset(rows).token_ids)

@@ -59,10 +59,14 @@ def test_tensorflow_really_runs_onednn_after_enable():
         assert enabled == "True"
 
 
-def test_inference_commands_choose_before_tensorflow_loads_and_say_so(tmp_path):
+@pytest.mark.parametrize("command", [
+    ["predict", "--model", "none", "--input", "in.tsv", "--output", "out.tsv"],
+    ["train", "--task", "rte", "--glue-dir", "none", "--out", "run"],
+])
+def test_computing_commands_choose_before_tensorflow_loads_and_say_so(tmp_path, command):
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     glue_tf = Path(sys.executable).with_name("glue-tf")
-    done = subprocess.run([str(glue_tf), "predict", "--model", str(tmp_path / "none"), "--input", "in.tsv",
-                           "--output", "out.tsv"], capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 2  # no export there: the error comes after the choice
+    done = subprocess.run([str(glue_tf), *command], capture_output=True, text=True, env=env, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]  # no export or data there: the error comes after the choice
     assert f"glue-tf: {onednn.enable({})}" in done.stderr.splitlines()

@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from glue_tf import export
+from glue_tf import export, onednn
 from glue_tf.config import TrainConfig
 from glue_tf.data.sources import TsvSource
 from glue_tf.suite import train_all
@@ -28,6 +28,18 @@ def _config(preset, **overrides):
     return TrainConfig(**values)
 
 
+def _scalar_tags(folder) -> set[str]:
+    """The scalar names written to a TensorBoard run folder."""
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    tags = set()
+    for path in folder.glob("events.out.tfevents.*"):
+        for record in tf.data.TFRecordDataset(str(path)):
+            tags |= {value.tag for value in event_pb2.Event.FromString(record.numpy()).summary.value}
+    return tags
+
+
 def _read_predictions(path):
     with open(path, encoding="utf-8") as handle:
         return list(csv.reader(handle, delimiter="\t"))
@@ -36,7 +48,7 @@ def _read_predictions(path):
 @pytest.mark.parametrize("task_name, kind", [("cola", "single"), ("mrpc", "pair"), ("stsb", "regression")])
 def test_train_evaluate_export_predict(tiny_preset, glue_dir, tmp_path, task_name, kind):
     task = TASKS[task_name]
-    result = train_task(task, TsvSource(glue_dir), _config(tiny_preset), tmp_path, verbose=0)
+    result = train_task(task, TsvSource(glue_dir), _config(tiny_preset, logging_steps=4), tmp_path, verbose=0)
 
     assert [e["epoch"] for e in result["epochs"]] == [1, 2]
     assert set(result["dev"]) == {key for key, _, _ in task.score_components}
@@ -58,6 +70,8 @@ def test_train_evaluate_export_predict(tiny_preset, glue_dir, tmp_path, task_nam
     assert metadata["backbone"]["class"] == "BertBackbone" and metadata["vocabulary_size"] == len(vocabulary)
     assert len(metadata["dev_metrics_per_epoch"]) == 2 and metadata["data"]["source"].startswith("tsv:")
     assert metadata["training_config"]["learning_rate"] == 1e-3
+    assert metadata["export_seconds"]["save"] > 0 and metadata["export_seconds"]["measure"] >= 0
+    assert f"exported {version} in " in (tmp_path / "run.log").read_text()
     assert metadata["score_unit"] == "points" and metadata["dev_metrics"] == result["dev"]
 
     rows = _read_predictions(tmp_path / "predictions" / task.test_splits["test"])
@@ -68,7 +82,14 @@ def test_train_evaluate_export_predict(tiny_preset, glue_dir, tmp_path, task_nam
         assert all(0.0 <= float(v) <= 5.0 for v in values)
     else:
         assert values <= {"0", "1"}
-    assert (tmp_path / "tensorboard" / task_name).is_dir()
+    # --logging-steps 4 over 6 steps an epoch: one line per epoch inside it, and the same in TensorBoard.
+    steps = re.findall(rf"{task_name} epoch (\d) step 4/6: loss (\S+), learning rate (\S+), (\S+) examples/s",
+                       (tmp_path / "run.log").read_text())
+    assert [epoch for epoch, *_ in steps] == ["1", "2"] and float(steps[1][2]) < float(steps[0][2])  # decaying
+    board = tmp_path / "tensorboard" / task_name
+    assert {"step_loss", "step_learning_rate", "epoch_loss", "epoch_learning_rate"} <= _scalar_tags(board / "train")
+    dev_tags = {f"epoch_dev_{name}" for name in result["dev"]} | {"epoch_dev_score"}
+    assert _scalar_tags(board / "dev") == dev_tags
     assert (tmp_path / "work" / task_name / "checkpoint" / "state.json").is_file()
 
 
@@ -99,6 +120,9 @@ def test_train_all_three_class_mnli_scores_ax_and_reports_partial_results(tiny_p
     assert progress[5].endswith("time left unknown until a task has been trained")  # before MNLI, the first trained
     assert re.fullmatch(r"train-all: task 7 of 10 \(qnli\), [\dhms ]+ elapsed, about [\dhms ]+ left", progress[6])
     assert f"report at {out / 'report.md'}" in log
+    state = "on" if onednn.is_on() else "off"  # in-process, glue-tf's CLI did not choose: TensorFlow's default
+    assert f"mnli: XLA off (auto: off on CPUs, where it does not pay); oneDNN {state}: " \
+           "TensorFlow's own default (glue-tf did not choose)" in log
 
     ax = _read_predictions(out / "predictions" / "AX.tsv")
     assert len(ax) == SIZES["ax"]["test"] + 1 and {r[1] for r in ax[1:]} <= {"entailment", "neutral", "contradiction"}
