@@ -78,28 +78,38 @@ class EpochTracker(keras.callbacks.Callback):
         self.state_store.save(self.model, {"epoch": epoch + 1, **self.history})
 
 
-class StepCheckpoint(keras.callbacks.Callback):
-    """Saves the training state every ``every`` steps inside an epoch, so a kill loses at most that many."""
+class _WithinEpoch(keras.callbacks.Callback):
+    """Counts steps within the epoch, a resumed epoch's earlier steps included (``offset``, set by the caller)."""
 
-    def __init__(self, state_store, every: int, steps_per_epoch: int, history: dict):
+    def __init__(self):
         super().__init__()
-        self.state_store, self.every, self.steps_per_epoch, self.history = state_store, every, steps_per_epoch, history
         self.offset = 0  # steps of the current epoch done before this fit call (a resumed epoch)
         self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = self.offset + batch + 1
-        if self.every and step % self.every == 0 and step < self.steps_per_epoch:
-            self.state_store.save(self.model, {"epoch": self.epoch, "step": step, **self.history})
+    def step(self, batch: int) -> int:
+        return self.offset + batch + 1
 
     def on_epoch_end(self, epoch, logs=None):
         self.offset = 0
 
 
-class StepLogger(keras.callbacks.Callback):
+class StepCheckpoint(_WithinEpoch):
+    """Saves the training state every ``every`` steps inside an epoch, so a kill loses at most that many."""
+
+    def __init__(self, state_store, every: int, steps_per_epoch: int, history: dict):
+        super().__init__()
+        self.state_store, self.every, self.steps_per_epoch, self.history = state_store, every, steps_per_epoch, history
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.step(batch)
+        if self.every and step % self.every == 0 and step < self.steps_per_epoch:
+            self.state_store.save(self.model, {"epoch": self.epoch, "step": step, **self.history})
+
+
+class StepLogger(_WithinEpoch):
     """Every ``every`` steps: the epoch's mean loss so far, the learning rate and the examples/s since the
     last report, in the run log and TensorBoard. A run that is not on a terminal (CI, ``nohup``, a
     container) has no progress bar; this is its progress within an epoch (``--logging-steps``)."""
@@ -108,13 +118,14 @@ class StepLogger(keras.callbacks.Callback):
         super().__init__()
         self.task_name, self.every, self.steps_per_epoch, self.batch_size = task_name, every, steps_per_epoch, batch_size
         self.log, self.scalars = log, _Scalars(f"{summary_dir}/train" if summary_dir else None)
-        self.offset, self.epoch, self.since = 0, 0, time.perf_counter()
+        self.since = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.since = epoch, time.perf_counter()
+        super().on_epoch_begin(epoch, logs)
+        self.since = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        step = self.offset + batch + 1
+        step = self.step(batch)
         if not self.every or step % self.every or not logs:
             return
         loss, learning_rate = float(logs["loss"]), current_learning_rate(self.model.optimizer)
@@ -125,6 +136,3 @@ class StepLogger(keras.callbacks.Callback):
                  f"learning rate {learning_rate:.3g}, {rate:.1f} examples/s")
         self.scalars.write({"step_loss": loss, "step_learning_rate": learning_rate},
                            int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.offset = 0
