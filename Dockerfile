@@ -22,11 +22,12 @@ RUN pip install --no-cache-dir --constraint /tmp/lock.txt /wheels/*.whl && rm -r
 COPY serving/gunicorn.conf.py /etc/glue-tf/gunicorn.conf.py
 ENV GLUE_TF_MODEL_DIR=/models \
     GLUE_TF_STATE_DIR=/var/lib/glue-tf \
+    GLUE_TF_XLA_CACHE=/var/lib/glue-tf/xla \
     GLUE_TF_WORKERS=2 \
     PORT=8080 \
     PYTHONUNBUFFERED=1 \
     TF_CPP_MIN_LOG_LEVEL=2
-# Models are mounted read-only; job state and metrics go to the writable state volume.
+# Models are mounted read-only; job state, metrics and compiled XLA programs go to the writable state volume.
 VOLUME ["/models", "/var/lib/glue-tf"]
 USER 10001:10001
 EXPOSE 8080

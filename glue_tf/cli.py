@@ -192,16 +192,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Commands that compute with TensorFlow: its faster oneDNN kernels are turned on before it loads (glue_tf.onednn).
+# Commands that compute with TensorFlow: its faster oneDNN kernels (glue_tf.onednn) and the XLA cache that
+# survives runs (glue_tf.xla_cache) are set up before it loads.
 COMPUTE_COMMANDS = ("train", "train-all", "evaluate", "predict", "serve")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in COMPUTE_COMMANDS:
-        from glue_tf import onednn
+        from glue_tf import onednn, xla_cache
 
         print(f"glue-tf: {onednn.enable()}", file=sys.stderr)
+        xla_cache.enable()
     try:
         return args.func(args)
     except GlueTfError as error:  # anything else is a bug: its traceback is what to report

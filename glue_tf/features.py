@@ -29,6 +29,8 @@ WINDOW_BATCHES = 50
 TOKENIZE_BATCH = 1024
 # Under XLA (--jit-compile) every new batch width is a compilation: widths are rounded up to steps of 16.
 XLA_WIDTH_MULTIPLE = 16
+# Batches gathered in parallel and kept ready ahead of the step (see batches_dataset).
+PIPELINE_DEPTH = 2
 
 
 @dataclasses.dataclass
@@ -191,8 +193,14 @@ def batches_dataset(
         features = {name: features[name] for name in feature_names}
         return (features, tf.gather(labels, rows)) if with_labels else features
 
-    dataset = tf.data.Dataset.from_tensor_slices(plan)
-    return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+    # No tf.data autotuning: its thread's wake-ups held up an iterator's destructor, so a ``fit`` that stops at
+    # the last planned batch without reading the dataset's end returned 26-32 s after its last step
+    # (bench/fit_widths.py). A batch is ready in 2-3 ms against a step of hundreds, so two parallel
+    # calls and two batches ahead keep any step fed.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    dataset = tf.data.Dataset.from_tensor_slices(plan).with_options(options)
+    return dataset.map(gather, num_parallel_calls=PIPELINE_DEPTH, deterministic=True).prefetch(PIPELINE_DEPTH)
 
 
 def sample_rows(count: int, limit: int | None, seed: int) -> np.ndarray | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from glue_tf import backbones, checkpoints, distribute, export, features, metrics, onednn, precision, storage
+from glue_tf import backbones, checkpoints, distribute, export, features, metrics, onednn, precision, storage, xla_cache
 from glue_tf import model as model_lib
 from glue_tf import optimization
 from glue_tf.callbacks import EpochTracker, StepCheckpoint, StepLogger
@@ -193,7 +193,7 @@ def train_task(
     jit_compile, jit_why = precision.xla_default(cfg.jit_compile)
     cfg = dataclasses.replace(cfg, jit_compile=jit_compile)
     log(f"{task.name}: precision {policy} ({why}); {strategy_name}; backbone {cfg.backbone}")
-    log(f"{task.name}: XLA {'on' if jit_compile else 'off'} ({jit_why}); {onednn.choice()}")
+    log(f"{task.name}: XLA {'on' if jit_compile else 'off'} ({jit_why}); {onednn.choice()}; {xla_cache.describe()}")
 
     prepared = _prepare(task, source, cfg, strategy, chief, run, log)
     trained = _train_seeds(task, cfg, prepared, strategy, chief, run, log, verbose)

@@ -16,7 +16,7 @@ import shutil
 import sys
 import time
 
-from glue_tf import onednn
+from glue_tf import onednn, xla_cache
 from serving.settings import ServerSettings, Settings, SettingsError
 
 # Every variable is checked here, in the master, before any worker starts: a bad one
@@ -34,8 +34,10 @@ _metrics_dir = os.path.abspath(os.path.join(_settings.state_dir, "metrics"))
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 os.makedirs(_metrics_dir, exist_ok=True)
 
-# TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when a worker imports it: chosen here, in the master.
+# TensorFlow reads TF_ENABLE_ONEDNN_OPTS and TF_XLA_FLAGS once, when a worker imports it: chosen here, in
+# the master. The XLA cache lets a restarted worker load its compiled grid instead of compiling it again.
 _onednn = onednn.enable()
+_xla_cache = xla_cache.enable()
 
 bind = _server.bind
 workers = _server.workers
@@ -62,6 +64,7 @@ def on_starting(server):
 
 def when_ready(server):
     server.log.info(_onednn)
+    server.log.info(_xla_cache)
 
 
 def child_exit(server, worker):

@@ -31,6 +31,14 @@ def _real_data(variable: str, marker: str, what: str, why: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def xla_cache_dir(tmp_path_factory) -> Path:
+    """The XLA cache (``glue_tf.xla_cache``) of every CLI and service process the tests start: one
+    temporary folder for the session, not the user's ``~/.cache``."""
+    os.environ.setdefault("GLUE_TF_XLA_CACHE", str(tmp_path_factory.mktemp("xla_cache")))
+    return Path(os.environ["GLUE_TF_XLA_CACHE"])
+
+
 @pytest.fixture(scope="session")
 def glue_dir(tmp_path_factory) -> Path:
     """Every GLUE task in the TSV layout and formats, small and written here (``support.glue_files``)."""

@@ -52,7 +52,9 @@ def test_the_image_entrypoint_serves_here(trained_exports, tmp_path):
     command = [str(REPO / copied[arg]) if arg in copied else arg for arg in entrypoint]
     command[0] = str(Path(sys.executable).parent / command[0])
     port = free_port()
+    assert env["GLUE_TF_XLA_CACHE"].startswith(env["GLUE_TF_STATE_DIR"] + "/")  # on the writable volume
     env.update(GLUE_TF_MODEL_DIR=str(trained_exports), GLUE_TF_STATE_DIR=str(tmp_path / "state"), PORT=str(port),
+               GLUE_TF_XLA_CACHE=str(tmp_path / "state" / "xla"),
                GLUE_TF_BIND=f"127.0.0.1:{port}", GLUE_TF_WORKERS="1")
     process = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, **env},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)

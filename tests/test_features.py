@@ -58,6 +58,8 @@ def test_batches_pad_to_their_longest_example():
     assert set(next(iter(only_ids))) == {"token_ids"}
     sub = encoded.subset(np.array([2, 0]))
     assert sub.token_ids.tolist() == [8, 9, 10, 1, 2] and sub.idx.tolist() == [12, 10]
+    # No autotuning thread: fit stops before the dataset's end, and its iterator's destructor waited on it.
+    assert dataset.options().autotune.enabled is False
 
 
 def test_encode_tokenizes_pairs_without_padding(tiny_preset, glue_dir):
