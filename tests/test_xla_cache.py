@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from glue_tf import xla_cache
 
 
@@ -59,6 +61,7 @@ tf.function(lambda x: tf.nn.softmax(tf.matmul(x, x)), jit_compile=True)(tf.ones(
 """
 
 
+@pytest.mark.long  # two fresh TensorFlow processes, about 18 s on 2 cores: make test is near its 15 minutes
 def test_a_second_process_loads_what_the_first_compiled(tmp_path):
     """TensorFlow writes an entry by renaming a finished temporary file: an entry the second
     process had to compile again would come back as a new file (a new inode)."""
