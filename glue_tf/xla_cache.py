@@ -4,10 +4,10 @@ Every process compiles its XLA programs afresh: an export's compiled signature
 over its grid of shapes (measured at export, replayed at each service worker's
 warm-up), and the compiled training step per bucket width where XLA is on.
 TensorFlow can keep the compiled executables on disk and load them in the next
-process (``--tf_xla_persistent_cache_directory`` in ``TF_XLA_FLAGS``), which on
-a 2-core AVX2 EPYC halved the compile time of an export's grid shapes (5.2 s to
-2.6 s for three shapes; the rest is the lowering to HLO, which TensorFlow still
-runs to build the key). ``TF_XLA_FLAGS`` is read once, when TensorFlow loads,
+process (``--tf_xla_persistent_cache_directory`` in ``TF_XLA_FLAGS``). On a
+2-core AVX2 EPYC that cut a quick RTE run's signature measurement from 42-45 s
+to 29-32 s (docs/BENCHMARKS.md); what remains of a compile is the lowering to
+HLO, which TensorFlow still runs to build the key. ``TF_XLA_FLAGS`` is read once, when TensorFlow loads,
 so the entry points call :func:`enable` with ``onednn.enable`` before importing it.
 
 An entry is keyed by the program's HLO and input signature, and written to a
