@@ -8,8 +8,12 @@ the PostgreSQL half skips, except under CI, which installs them.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -172,3 +176,14 @@ def test_postgres_down_at_boot_does_not_stop_the_store(postgres, postgres_url):
             assert time.monotonic() < deadline
             time.sleep(0.5)
     store.close()
+
+
+
+def test_workers_starting_together_all_open_a_new_sqlite_store(tmp_path):
+    """Gunicorn's workers open the store at once: 8 processes open a new file together, 20 times over."""
+    script = Path(__file__).parent / "support" / "open_stores_together.py"
+    done = subprocess.run([sys.executable, str(script), str(tmp_path), "8", "20"], capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    errors = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not errors, errors[:3]
