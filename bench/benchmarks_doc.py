@@ -24,7 +24,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 BEGIN, END = "<!-- speed:begin (bench/benchmarks_doc.py) -->", "<!-- speed:end -->"
 PATHS_BEGIN, PATHS_END = "<!-- inference-paths:begin (bench/benchmarks_doc.py) -->", "<!-- inference-paths:end -->"
-TRAINING_BEGIN, TRAINING_END = "<!-- training-kernels:begin (bench/benchmarks_doc.py) -->", "<!-- training-kernels:end -->"
+# The fine-tuning kernels section: one per kind of CPU, since its figures answer different targets on each.
+TRAINING_SECTIONS = {False: "training-kernels", True: "training-kernels-bf16"}  # by: does the CPU have bf16 units
+
+
+def _training_markers(bf16_units: bool) -> tuple[str, str]:
+    name = TRAINING_SECTIONS[bf16_units]
+    return f"<!-- {name}:begin (bench/benchmarks_doc.py) -->", f"<!-- {name}:end -->"
+
+
+def _has_bf16_units(machine: dict | None) -> bool:
+    """From a record's machine (its ISA flags), else this machine's."""
+    if machine and "isa" in machine:
+        return bool({"avx512_bf16", "amx_bf16"} & set(machine["isa"]))
+    from glue_tf import precision
+
+    return precision.bf16_units(gpus=[])
 BASELINE = "hf-dynamic"
 TARGET = 2.0
 PATH_CONTENDERS = ("glue-tf-chosen", "glue-tf-serving-default", "glue-tf-serving-default-by-characters", BASELINE)
@@ -70,16 +85,20 @@ def _table(records: list[dict], title: str) -> list[str]:
 
 
 def _profile_table(rows: list[dict]) -> list[str]:
-    """The step profile; with a oneDNN column where the rows say whether TensorFlow ran it (newer runs)."""
+    """The step profile; with oneDNN and precision columns where the rows carry them (newer runs)."""
     onednn = any("onednn" in r for r in rows)
     lines = ["### Step profile: batch 32, fixed length (`bench/step_profile.py`)", "",
-             f"| length | framework |{' oneDNN |' if onednn else ''} piece | XLA | ms | tokens/s |",
-             f"|---|---|{'---|' if onednn else ''}---|---|---|---|"]
+             f"| length | precision | framework |{' oneDNN |' if onednn else ''} piece | XLA | ms | tokens/s |",
+             f"|---|---|---|{'---|' if onednn else ''}---|---|---|---|"]
     for r in rows:
         state = {True: " on |", False: " off |"}.get(r.get("onednn"), " |") if onednn else ""
-        lines.append(f"| {r['length']} | {r['framework']} |{state} {r['step']} | {'on' if r['xla'] else 'off'} | "
-                     f"{r['ms']:.0f} | {r['tokens_per_second']} |")
+        lines.append(f"| {r['length']} | {_precision(r)} | {r['framework']} |{state} {r['step']} | "
+                     f"{'on' if r['xla'] else 'off'} | {r['ms']:.0f} | {r['tokens_per_second']} |")
     return lines + [""]
+
+
+def _precision(row: dict) -> str:
+    return row.get("precision", "float32")  # runs before bench/step_profile.py had --precisions: float32
 
 
 def _step_summary(rows: list[dict]) -> list[str]:
@@ -87,8 +106,10 @@ def _step_summary(rows: list[dict]) -> list[str]:
     steps = {}
     for r in rows:
         if r["step"] in ("forward+backward", "optimizer (clip 1.0)") and not r["xla"]:
-            name = f"TensorFlow, oneDNN {'on' if r['onednn'] else 'off'}" if "onednn" in r else r["framework"]
-            name = "PyTorch" if r["framework"] == "torch" else name
+            if r["framework"] == "torch":
+                name = f"PyTorch {_precision(r)}"
+            else:
+                name = f"TensorFlow {_precision(r)}" + (f", oneDNN {'on' if r['onednn'] else 'off'}" if "onednn" in r else "")
             steps.setdefault((r["length"], name), 0.0)
             steps[(r["length"], name)] += r["ms"]
     lengths = sorted({length for length, _ in steps})
@@ -105,48 +126,56 @@ def _end_to_end_runs(records: list[dict]) -> list[str]:
 
     A row per task (glue-tf's time for it inside its one process, Hugging Face's whole process), then all
     tasks: both as whole processes."""
-    pairs = [(a, b) for a, b in zip(records, records[1:]) if a.get("contender") == "glue-tf"
-             and b.get("contender") == "hf-trainer"]
+    pairs, ours = [], None
+    for record in records:  # glue-tf's record, then one Hugging Face record per precision it ran at
+        ours = record if record.get("contender") == "glue-tf" else ours
+        if record.get("contender") == "hf-trainer" and ours is not None:
+            pairs.append((ours, record))
     if not pairs:
         return []
     lines = ["### Fine-tuning end to end (`bench/end_to_end.py`)", "",
-             "| tasks | epochs | glue-tf wall s | Hugging Face wall s | speed-up | dev score, glue-tf / Hugging Face |",
-             "|---|---|---|---|---|---|"]
+             "| tasks | epochs | precision, glue-tf / Hugging Face | glue-tf wall s | Hugging Face wall s | speed-up "
+             "| dev score, glue-tf / Hugging Face |",
+             "|---|---|---|---|---|---|---|"]
 
-    def row(name, epochs, ours, theirs, score):
+    def row(name, epochs, precisions, ours, theirs, score):
         ratio = f"**{theirs / ours:.2f}x**" if ours and theirs else "–"
-        return f"| {name} | {epochs} | {ours or 0:.0f} | {theirs or 0:.0f} | {ratio} | {score} |"
+        return f"| {name} | {epochs} | {precisions} | {ours or 0:.0f} | {theirs or 0:.0f} | {ratio} | {score} |"
 
     for ours, theirs in pairs:
         epochs = ours.get("epochs", "")
+        precisions = f"{ours.get('precision', 'float32')} / {theirs.get('precision', 'float32')}"  # older runs: float32
         if "error" in ours:
-            lines.append(f"| {','.join(theirs['tasks'])} | {ours.get('epochs')} | failed: {ours['error']} | | | |")
+            lines.append(f"| {','.join(theirs['tasks'])} | {epochs} | {precisions} | failed: {ours['error']} | | | |")
             continue
         scores = {task: f"{ours['tasks'].get(task, float('nan')):.1f} / {score:.1f}"
                   for task, score in theirs["tasks"].items() if isinstance(score, (int, float))}
         walls = ours.get("task_walls", {})
         if len(theirs["tasks"]) > 1 and walls:
-            lines += [row(task, epochs, walls.get(task), theirs["task_walls"].get(task), scores.get(task, "–"))
+            lines += [row(task, epochs, precisions, walls.get(task), theirs["task_walls"].get(task), scores.get(task, "–"))
                       for task in theirs["tasks"]]
-        lines.append(row(",".join(theirs["tasks"]) + " (whole processes)", epochs, ours["wall_seconds"],
+        lines.append(row(",".join(theirs["tasks"]) + " (whole processes)", epochs, precisions, ours["wall_seconds"],
                          theirs["wall_seconds"], "; ".join(f"{t} {v}" for t, v in scores.items())))
     return lines + ["", "glue-tf runs `glue-tf train-all` once for all the tasks: tokenize, train with a dev "
                         "evaluation per epoch, export (signatures measured), predict the test split; a task's row is "
                         "its time inside that process (start-up is in the whole-process row). Hugging Face runs its "
                         "`Trainer` with dynamic padding per task in a fresh process, trained then scored on dev, at "
-                        "its best precision on the CPU (float32 without bf16 units).", ""]
+                        "its best precision on the CPU (`--bf16` where it has bf16 units, float32 elsewhere) and, "
+                        "where a row says so, at its float32 default.", ""]
 
 
-def render_training(profile: list[dict], end_to_end: list[dict]) -> str:
-    """The fine-tuning kernels section: the step with oneDNN on and off beside PyTorch's, and end-to-end runs."""
+def render_training(profile: list[dict], end_to_end: list[dict]) -> tuple[str, str, str]:
+    """The fine-tuning kernels section, and its markers: the step (oneDNN on and off, each precision) beside
+    PyTorch's, and end-to-end runs. CPUs with bf16 units get a section of their own."""
     sample = next((r for r in end_to_end if r.get("machine")), {})
-    lines = [TRAINING_BEGIN, ""]
+    begin, end = _training_markers(_has_bf16_units(sample.get("machine")))
+    lines = [begin, ""]
     if sample:
         lines += [_machine_line(sample["machine"]), ""]
     if profile:
         lines += _profile_table(profile) + _step_summary(profile)
     lines += _end_to_end_runs([r for r in end_to_end if r.get("kind") == "end_to_end"])
-    return "\n".join(lines + [TRAINING_END])
+    return begin, end, "\n".join(lines + [end])
 
 
 def _end_to_end(report: dict) -> list[str]:
@@ -311,8 +340,7 @@ def main(argv=None) -> int:
     if any(paths[1:]) or any(r["contender"] in PATH_CONTENDERS[:-1] for r in paths[0]):
         text = _replace(text, PATHS_BEGIN, PATHS_END, render_paths(*paths))
     if args.training_profile or args.end_to_end:
-        text = _replace(text, TRAINING_BEGIN, TRAINING_END,
-                        render_training(_records(args.training_profile), _records(args.end_to_end)))
+        text = _replace(text, *render_training(_records(args.training_profile), _records(args.end_to_end)))
     args.doc.write_text(text, encoding="utf-8")
     print(f"wrote {args.doc}")
     return 0

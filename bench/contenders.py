@@ -164,7 +164,16 @@ def _hf_encode(tokenizer, task, examples, max_length, pad):
     return tokenizer(*columns, truncation=True, max_length=max_length, padding="max_length" if pad else False)
 
 
-def train_hf(glue_dir, task_name, backbone, steps, warmup, learning_rate, max_length, pad_to_max_length=False):
+def _hf_trainer_precision(precision: str) -> tuple[str, dict]:
+    """``precision`` ("best": bf16 where the CPU has bf16 units, as ``infer_hf``) and ``TrainingArguments``' switch for it."""
+    from hf_predict import best_precision
+
+    precision = best_precision()[0] if precision == "best" else precision
+    return precision, {"bf16": precision == "bfloat16"}  # the Trainer's CPU bf16 autocast
+
+
+def train_hf(glue_dir, task_name, backbone, steps, warmup, learning_rate, max_length, pad_to_max_length=False,
+             precision="best"):
     from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments, default_data_collator
 
     task, examples = _examples(glue_dir, task_name, "train")
@@ -183,6 +192,7 @@ def train_hf(glue_dir, task_name, backbone, steps, warmup, learning_rate, max_le
         return batch
 
     clock = _StepClock()
+    precision, autocast = _hf_trainer_precision(precision)
 
     class Clock(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
@@ -193,11 +203,12 @@ def train_hf(glue_dir, task_name, backbone, steps, warmup, learning_rate, max_le
             output_dir=out, per_device_train_batch_size=BATCH_SIZE, learning_rate=learning_rate,
             max_steps=warmup + steps, lr_scheduler_type="linear", warmup_steps=0.1, weight_decay=0.0,
             max_grad_norm=1.0, logging_strategy="no", save_strategy="no", report_to=[], seed=42,
-            use_cpu=True, disable_tqdm=True, dataloader_num_workers=0,
+            use_cpu=True, disable_tqdm=True, dataloader_num_workers=0, **autocast,
         )
         Trainer(model=model, args=args, train_dataset=rows, data_collator=counting_collator, callbacks=[Clock()]).train()
     timed = batches[warmup : warmup + steps]
-    return _figures(sum(b[2] for b in timed), sum(b[0] for b in timed), sum(b[1] for b in timed), clock.timed(warmup))
+    return _figures(sum(b[2] for b in timed), sum(b[0] for b in timed), sum(b[1] for b in timed), clock.timed(warmup),
+                    precision=precision)
 
 
 def _timed_batches(run_batch, batches, warmup_batches=2):
@@ -362,7 +373,9 @@ TRAINING = {
 }
 # Not in the default set on CPU: over a short timed window it measures XLA's compilations of
 # each new width bucket, not its steady state (see bench/step_profile.py for that).
-OPTIONAL_TRAINING = {"glue-tf-xla": (train_glue_tf, {"jit_compile": True})}
+OPTIONAL_TRAINING = {"glue-tf-xla": (train_glue_tf, {"jit_compile": True}),
+                     # Hugging Face's default where its best is bf16 (a CPU with bf16 units)
+                     "hf-dynamic-float32": (train_hf, {"precision": "float32"})}
 INFERENCE = {
     "glue-tf-export": (infer_glue_tf, {}),
     "glue-tf-export-sorted": (infer_glue_tf, {"sort_by_length": True}),
@@ -375,8 +388,11 @@ INFERENCE = {
 }
 
 
-def finetune_hf(glue_dir, task_name, backbone, epochs, learning_rate, max_length, max_train_examples=None):
-    """Hugging Face's recipe end to end for one task, as ``run_glue.py`` runs it; dev metrics + wall."""
+def finetune_hf(glue_dir, task_name, backbone, epochs, learning_rate, max_length, max_train_examples=None,
+                precision="best"):
+    """Hugging Face's recipe end to end for one task, as ``run_glue.py`` runs it; dev metrics + wall.
+
+    ``precision`` "best": ``--bf16`` where the CPU has bf16 units, as a user there would run it."""
     import numpy as np
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
@@ -387,6 +403,7 @@ def finetune_hf(glue_dir, task_name, backbone, epochs, learning_rate, max_length
     task, train = _examples(glue_dir, task_name, "train")
     train = train[:max_train_examples] if max_train_examples else train
     tokenizer, model = _hf_model(backbone, task)
+    precision, autocast = _hf_trainer_precision(precision)
 
     def rows(examples):
         encoded = _hf_encode(tokenizer, task, examples, max_length, pad=False)
@@ -397,7 +414,7 @@ def finetune_hf(glue_dir, task_name, backbone, epochs, learning_rate, max_length
             output_dir=out, per_device_train_batch_size=BATCH_SIZE, per_device_eval_batch_size=INFERENCE_BATCH,
             learning_rate=learning_rate, num_train_epochs=epochs, lr_scheduler_type="linear", warmup_steps=0.1,
             weight_decay=0.0, max_grad_norm=1.0, logging_strategy="no", save_strategy="no", report_to=[],
-            seed=42, use_cpu=True, disable_tqdm=True,
+            seed=42, use_cpu=True, disable_tqdm=True, **autocast,
         )
         trainer = Trainer(model=model, args=args, train_dataset=rows(train), data_collator=DataCollatorWithPadding(tokenizer))
         trainer.train()
@@ -409,6 +426,6 @@ def finetune_hf(glue_dir, task_name, backbone, epochs, learning_rate, max_length
             per_split[split] = compute_metrics(task, [e["label"] for e in dev], predictions)
     dev = score_components(task, per_split)  # points, as glue-tf's own results
     return {"dev": dev, "dev_score": task_score(task, dev), "wall_seconds": round(time.perf_counter() - started, 1),
-            "torch_threads": torch.get_num_threads()}
+            "torch_threads": torch.get_num_threads(), "precision": precision}
 
 FINETUNE = {"hf": (finetune_hf, {})}

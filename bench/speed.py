@@ -35,10 +35,9 @@ ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_b
 def _child(kind: str, contender: str, params: dict) -> None:
     sys.path[:0] = [str(HERE), str(ROOT)]
     if contender.startswith("glue-tf"):  # as the glue-tf CLI runs; the other contenders keep TensorFlow's default
-        from glue_tf import onednn, xla_cache
+        from glue_tf import tf_startup
 
-        print(onednn.enable(), file=sys.stderr)
-        xla_cache.enable()
+        print("; ".join(tf_startup.prepare()), file=sys.stderr)
     import contenders
 
     table = {"train": {**contenders.TRAINING, **contenders.OPTIONAL_TRAINING}, "infer": contenders.INFERENCE,

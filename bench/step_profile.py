@@ -7,13 +7,20 @@ times, in separate processes: TensorFlow forward, forward+backward (XLA off and
 on), the optimizer update (glue-tf's fused AdamW, with and without global-norm
 clipping) and the input pipeline alone, once with TensorFlow's oneDNN kernels on and
 once with them off (``--onednn``; off is TensorFlow's own default on AVX2-only
-CPUs); PyTorch forward and forward+backward. One JSON line each, then a table. The answer to "why is the step slower than X" is
-in these rows, not in guesses.
+CPUs); PyTorch forward and forward+backward. Each in float32 and, where the CPU has
+bf16 units, in bfloat16 too (``--precisions``): TensorFlow under Keras'
+``mixed_bfloat16`` policy (float32 variables and logits), PyTorch under bf16
+autocast, as each framework's users run it. One JSON line each, then a table. The
+answer to "why is the step slower than X" is in these rows, not in guesses.
+
+The shapes are fixed, so each piece is traced for its one shape, while ``fit``
+(``reduce_retracing``) runs most steps through a trace with the length left open.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -36,11 +43,13 @@ def _timeit(function, repeats: int) -> float:
     return (time.perf_counter() - started) / repeats
 
 
-def tensorflow_rows(backbone: str, length: int, repeats: int) -> list[dict]:
+def tensorflow_rows(backbone: str, length: int, repeats: int, precision: str) -> list[dict]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
     import numpy as np
     import tensorflow as tf
 
+    keras.mixed_precision.set_global_policy({"float32": "float32", "bfloat16": "mixed_bfloat16"}[precision])
     sys.path.insert(0, str(ROOT))
     from glue_tf import backbones, features, optimization
     from glue_tf import model as model_lib
@@ -92,9 +101,14 @@ def tensorflow_rows(backbone: str, length: int, repeats: int) -> list[dict]:
     return rows
 
 
-def torch_rows(backbone: str, length: int, repeats: int) -> list[dict]:
+def torch_rows(backbone: str, length: int, repeats: int, precision: str) -> list[dict]:
+    import contextlib
+
     import torch
     from transformers import AutoModelForSequenceClassification
+
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bfloat16" else contextlib.nullcontext()
 
     model = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=2)
     x = torch.randint(1000, 20000, (BATCH, length))
@@ -103,12 +117,14 @@ def torch_rows(backbone: str, length: int, repeats: int) -> list[dict]:
     model.eval()
 
     def forward():
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast():
             model(input_ids=x, attention_mask=mask)
 
     def backward():
         model.zero_grad()
-        model(input_ids=x, attention_mask=mask, labels=y).loss.backward()
+        with autocast():
+            loss = model(input_ids=x, attention_mask=mask, labels=y).loss
+        loss.backward()
 
     rows = [{"step": "forward", "xla": False, "seconds": _timeit(forward, repeats)}]
     model.train()
@@ -124,33 +140,46 @@ def torch_rows(backbone: str, length: int, repeats: int) -> list[dict]:
     return rows
 
 
+def _precisions(requested: str) -> list[str]:
+    if requested != "auto":
+        return requested.split(",")
+    sys.path.insert(0, str(ROOT))
+    from glue_tf import precision
+
+    return ["float32", "bfloat16"] if precision.bf16_units(gpus=[]) else ["float32"]
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":
-        framework, backbone, length, repeats = argv[1], argv[2], int(argv[3]), int(argv[4])
-        rows = (tensorflow_rows if framework == "tensorflow" else torch_rows)(backbone, length, repeats)
+        framework, backbone, length, repeats, precision = argv[1], argv[2], int(argv[3]), int(argv[4]), argv[5]
+        rows = (tensorflow_rows if framework == "tensorflow" else torch_rows)(backbone, length, repeats, precision)
         onednn = {"onednn": os.environ[ONEDNN] == "1"} if framework == "tensorflow" else {}
         for row in rows:
-            print(MARK + json.dumps({"framework": framework, "length": length, **onednn, **row}), flush=True)
+            print(MARK + json.dumps({"framework": framework, "length": length, "precision": precision, **onednn, **row}),
+                  flush=True)
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default=str(ROOT / "models/pretrained/all-minilm-l6-v2"))
     parser.add_argument("--lengths", default="16,32,64")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--onednn", default="on,off", help="TensorFlow's oneDNN kernels: on, off or on,off")
+    parser.add_argument("--precisions", default="auto",
+                        help="float32, bfloat16, or both; auto: bfloat16 too where the CPU has bf16 units")
     parser.add_argument("--json-out", default=None)
     args = parser.parse_args(argv)
     states = [{"on": "1", "off": "0"}[state] for state in args.onednn.split(",")]
     runs = [("tensorflow", state) for state in states] + [("torch", None)]
     rows = []
-    for length in map(int, args.lengths.split(",")):
+    for length, precision in itertools.product(map(int, args.lengths.split(",")), _precisions(args.precisions)):
         for framework, state in runs:
-            command = [sys.executable, __file__, "--child", framework, args.backbone, str(length), str(args.repeats)]
+            command = [sys.executable, __file__, "--child", framework, args.backbone, str(length), str(args.repeats),
+                       precision]
             env = {**os.environ, **({ONEDNN: state} if state else {})}
             done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
             found = [json.loads(line[len(MARK):]) for line in done.stdout.splitlines() if line.startswith(MARK)]
             if not found:
-                print(f"{framework} L={length} failed: {done.stderr.strip().splitlines()[-3:]}", file=sys.stderr)
+                print(f"{framework} {precision} L={length} failed: {done.stderr.strip().splitlines()[-3:]}", file=sys.stderr)
             for row in found:
                 row["ms"] = round(1000 * row.pop("seconds"), 1)
                 row["tokens_per_second"] = round(BATCH * length / (row["ms"] / 1000))
@@ -159,10 +188,10 @@ def main(argv=None) -> int:
                 if args.json_out:
                     with open(args.json_out, "a", encoding="utf-8") as sink:
                         sink.write(json.dumps({"kind": "profile", **row}) + "\n")
-    print("\n| length | framework | oneDNN | step | XLA | ms | tokens/s |\n|---|---|---|---|---|---|---|")
+    print("\n| length | precision | framework | oneDNN | step | XLA | ms | tokens/s |\n|---|---|---|---|---|---|---|---|")
     for r in rows:
         onednn = {True: "on", False: "off"}.get(r.get("onednn"), "")
-        print(f"| {r['length']} | {r['framework']} | {onednn} | {r['step']} | {'on' if r['xla'] else 'off'} "
+        print(f"| {r['length']} | {r['precision']} | {r['framework']} | {onednn} | {r['step']} | {'on' if r['xla'] else 'off'} "
               f"| {r['ms']} | {r['tokens_per_second']} |")
     return 0
 

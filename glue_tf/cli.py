@@ -192,18 +192,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Commands that compute with TensorFlow: its faster oneDNN kernels (glue_tf.onednn) and the XLA cache that
-# survives runs (glue_tf.xla_cache) are set up before it loads.
+# Commands that compute with TensorFlow: its faster oneDNN kernels and the XLA cache that survives runs are
+# set up before it loads (glue_tf.tf_startup).
 COMPUTE_COMMANDS = ("train", "train-all", "evaluate", "predict", "serve")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in COMPUTE_COMMANDS:
-        from glue_tf import onednn, xla_cache
+        from glue_tf import tf_startup
 
-        print(f"glue-tf: {onednn.enable()}", file=sys.stderr)
-        xla_cache.enable()
+        for line in tf_startup.prepare():
+            print(f"glue-tf: {line}", file=sys.stderr)
     try:
         return args.func(args)
     except GlueTfError as error:  # anything else is a bug: its traceback is what to report

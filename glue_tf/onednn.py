@@ -7,11 +7,11 @@ runs on, that leaves the plain Eigen kernels, and oneDNN's are faster: the
 float32 forward pass of the MiniLM classifier at batch 64 took 251 ms instead
 of 400 ms at length 16, and 1,002 ms instead of 1,599 ms at length 64 (AMD EPYC,
 2 cores, avx2 fma, 2026-11-28). So every entry point that computes with
-TensorFlow calls :func:`enable` before importing it: training, ``evaluate``,
-``predict``, the service and the benchmarks' glue-tf processes. A value the user
-set is never overridden (``TF_ENABLE_ONEDNN_OPTS=0`` turns it off). The line
-:func:`enable` returns is kept, so the training run log can say what was chosen
-and why (:func:`choice`).
+TensorFlow calls :func:`enable` before importing it, through
+:func:`glue_tf.tf_startup.prepare`: training, ``evaluate``, ``predict``, the
+service and the benchmarks' glue-tf processes. A value the user set is never
+overridden (``TF_ENABLE_ONEDNN_OPTS=0`` turns it off). The line :func:`enable`
+returns says what was chosen and why, for the run log.
 """
 
 from __future__ import annotations
@@ -26,34 +26,14 @@ VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 TENSORFLOW_DEFAULT_ON = ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
 # oneDNN's fast x86 kernels need at least AVX2.
 NEEDED = "avx2"
-# What enable() chose for this process (os.environ only), for the run log.
-_chosen: str | None = None
 
 
 def enable(environ=os.environ, cpuinfo: str = cpu.CPUINFO, machine: str | None = None) -> str:
     """Sets ``TF_ENABLE_ONEDNN_OPTS=1`` where TensorFlow would leave oneDNN off on an AVX2 CPU.
 
-    Returns one line for the run log saying whether oneDNN is on and why. Must run before
-    TensorFlow is imported; after that it only reports.
+    Returns one line for the run log saying whether oneDNN is on and why. Takes effect only
+    before TensorFlow is imported (:mod:`glue_tf.tf_startup` checks that).
     """
-    global _chosen
-
-    line = _decide(environ, cpuinfo, machine)
-    if environ is os.environ and _chosen is None:
-        _chosen = line
-    return line
-
-
-def choice() -> str:
-    """The line :func:`enable` returned in this process; else what the imported TensorFlow runs."""
-    return _chosen or f"oneDNN {'on' if is_on() else 'off'}: TensorFlow's own default (glue-tf did not choose)"
-
-
-def _decide(environ, cpuinfo: str, machine: str | None) -> str:
-    import sys
-
-    if environ is os.environ and "tensorflow" in sys.modules and VARIABLE not in environ:
-        return "oneDNN: TensorFlow was imported before glue-tf could choose; its own default applies"
     if VARIABLE in environ:
         state = "off" if environ[VARIABLE].strip() in ("0", "false", "False") else "on"
         return f"oneDNN {state}: {VARIABLE}={environ[VARIABLE]} was set"

@@ -71,13 +71,20 @@ def resolve(requested: str, gpus: list | None = None, cpuinfo: str = cpu.CPUINFO
     return "float32", f"auto: {why}"
 
 
-def xla_default(requested: bool | None, gpus: list | None = None) -> tuple[bool, str]:
-    """Whether the train step is XLA-compiled, and why: as requested, else on GPUs only.
+def xla_default(requested: bool | None, gpus: list | None = None, replicas: int = 1) -> tuple[bool, str]:
+    """Whether the train step is XLA-compiled, and why: as requested, else on GPUs only; never over several replicas.
+
+    TensorFlow cannot XLA-compile one step whose variables live on several devices, nor
+    the optimizer's cross-replica merge inside a compiled function: Keras' ``fit`` fails
+    the same way (keras-team/keras#18145, #17187), so several replicas train uncompiled.
 
     On the CPUs measured here (docs/BENCHMARKS.md) it does not pay: with oneDNN on, the
     step is as fast without it; with oneDNN off, its gain is lost to the coarser width
     buckets it needs (a compile per batch width) and the compiles themselves.
     """
+    if replicas > 1:
+        ignored = "; --jit-compile ignored" if requested else ""
+        return False, f"off over {replicas} replicas: TensorFlow cannot compile one step across devices{ignored}"
     if requested is not None:
         return requested, "requested"
     gpus = visible_gpus() if gpus is None else gpus

@@ -19,7 +19,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from glue_tf import backbones, checkpoints, distribute, export, features, metrics, onednn, precision, storage, xla_cache
+from glue_tf import backbones, checkpoints, distribute, export, features, metrics, onednn, precision, storage, tf_startup
 from glue_tf import model as model_lib
 from glue_tf import optimization
 from glue_tf.callbacks import EpochTracker, StepCheckpoint, StepLogger
@@ -75,7 +75,7 @@ def _fit_seed(task, cfg, train, dev, strategy, work: Path, chief: bool, log, ver
         f"lr {cfg.learning_rate:g}, padding efficiency {100 * efficiency:.1f}% (real/computed tokens)"
     )
     if first_epoch < cfg.epochs:
-        _run_epochs(model, task, cfg, strategy, datasets, steps, first_epoch, skip, callbacks, [stepper, logger],
+        _run_epochs(model, cfg, strategy, datasets, steps, first_epoch, skip, callbacks, [stepper, logger],
                     verbose, tensorboard_dir if chief else None)
     epochs_run = history["epochs"][first_epoch:]
     train_seconds = sum(e["train_seconds"] for e in epochs_run)
@@ -108,15 +108,15 @@ def _compiled_model(task, cfg, train_size: int, strategy, loaded=None):
     return model, backbone, preprocessor
 
 
-def _run_epochs(model, task, cfg, strategy, datasets, steps, first_epoch, skip, callbacks, step_counters, verbose,
+def _run_epochs(model, cfg, strategy, datasets, steps, first_epoch, skip, callbacks, step_counters, verbose,
                 summary_dir):
     """Epochs ``first_epoch..`` from step ``skip``: Keras' ``fit`` on one replica, else the multi-replica loop.
 
     ``step_counters``: the callbacks that count steps within an epoch, told where a resumed epoch starts.
     """
     if strategy.num_replicas_in_sync > 1:
-        fit_distributed(model, model_lib.loss_for(task), datasets[0], strategy, cfg.epochs, first_epoch, steps,
-                        cfg.batch_size, callbacks, verbose=verbose, summary_dir=summary_dir, resume_step=skip)
+        fit_distributed(model, datasets[0], strategy, cfg.epochs, first_epoch, steps, callbacks, verbose=verbose,
+                        summary_dir=summary_dir, resume_step=skip)
         return
     # A resumed epoch first (its remaining steps), then the whole epochs after it.
     segments = ([(first_epoch, first_epoch + 1, steps - skip, skip)] if skip else []) + [
@@ -190,10 +190,10 @@ def train_task(
     started = time.perf_counter()
     policy, why = precision.resolve(cfg.precision)
     keras.mixed_precision.set_global_policy(policy)
-    jit_compile, jit_why = precision.xla_default(cfg.jit_compile)
+    jit_compile, jit_why = precision.xla_default(cfg.jit_compile, replicas=strategy.num_replicas_in_sync)
     cfg = dataclasses.replace(cfg, jit_compile=jit_compile)
     log(f"{task.name}: precision {policy} ({why}); {strategy_name}; backbone {cfg.backbone}")
-    log(f"{task.name}: XLA {'on' if jit_compile else 'off'} ({jit_why}); {onednn.choice()}; {xla_cache.describe()}")
+    log(f"{task.name}: XLA {'on' if jit_compile else 'off'} ({jit_why}); {'; '.join(tf_startup.lines())}")
 
     prepared = _prepare(task, source, cfg, strategy, chief, run, log)
     trained = _train_seeds(task, cfg, prepared, strategy, chief, run, log, verbose)

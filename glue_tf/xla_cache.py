@@ -8,7 +8,8 @@ process (``--tf_xla_persistent_cache_directory`` in ``TF_XLA_FLAGS``). On a
 2-core AVX2 EPYC that cut a quick RTE run's signature measurement from 42-45 s
 to 29-32 s (docs/BENCHMARKS.md); what remains of a compile is the lowering to
 HLO, which TensorFlow still runs to build the key. ``TF_XLA_FLAGS`` is read once, when TensorFlow loads,
-so the entry points call :func:`enable` with ``onednn.enable`` before importing it.
+so the entry points call :func:`enable` before importing it, through
+:func:`glue_tf.tf_startup.prepare`.
 
 An entry is keyed by the program's HLO and input signature, and written to a
 temporary file and renamed, so workers and runs can share the folder. The key
@@ -19,7 +20,9 @@ machine's code to another. TensorFlow fails a compilation whose entry it cannot
 write, so a folder that cannot be created or written leaves the cache off. It
 never evicts; delete the folder to reclaim it. Each load logs one harmless ``Error parsing text-format
 tensorflow.XlaSerializedCacheEntry`` line: TensorFlow tries the text format
-before the binary one it wrote.
+before the binary one it wrote. On AVX-512 CPUs a load also logs ``Target machine
+feature +prefer-no-gather is not supported``: XLA lists its tuning preferences among
+the features it compares with the host's, and the entry was compiled on this CPU.
 
 ``GLUE_TF_XLA_CACHE`` names the folder (default ``$XDG_CACHE_HOME/glue-tf/xla``,
 else ``~/.cache/glue-tf/xla``); ``off`` turns the cache off. A cache directory the
@@ -30,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from pathlib import Path
 
 from glue_tf import cpu
@@ -44,8 +46,6 @@ OFF = "off"
 def enable(environ=os.environ, cpuinfo: str = cpu.CPUINFO) -> str:
     """Adds the cache folder to ``TF_XLA_FLAGS`` unless the user chose otherwise; returns a log line."""
     flags = environ.get(FLAGS_VARIABLE, "")
-    if environ is os.environ and "tensorflow" in sys.modules and FLAG not in flags:
-        return "XLA cache: off (TensorFlow was loaded before glue-tf could set it)"
     if FLAG in flags:
         return f"XLA cache: {FLAGS_VARIABLE} already names one ({flags})"
     setting = environ.get(SETTING)

@@ -16,7 +16,7 @@ import shutil
 import sys
 import time
 
-from glue_tf import onednn, xla_cache
+from glue_tf import tf_startup
 from serving.settings import ServerSettings, Settings, SettingsError
 
 # Every variable is checked here, in the master, before any worker starts: a bad one
@@ -36,8 +36,7 @@ os.makedirs(_metrics_dir, exist_ok=True)
 
 # TensorFlow reads TF_ENABLE_ONEDNN_OPTS and TF_XLA_FLAGS once, when a worker imports it: chosen here, in
 # the master. The XLA cache lets a restarted worker load its compiled grid instead of compiling it again.
-_onednn = onednn.enable()
-_xla_cache = xla_cache.enable()
+_tf_startup = tf_startup.prepare()
 
 bind = _server.bind
 workers = _server.workers
@@ -63,8 +62,8 @@ def on_starting(server):
 
 
 def when_ready(server):
-    server.log.info(_onednn)
-    server.log.info(_xla_cache)
+    for line in _tf_startup:
+        server.log.info(line)
 
 
 def child_exit(server, worker):

@@ -59,8 +59,7 @@ def test_tensorflow_really_runs_onednn_after_enable():
         assert enabled == "True"
 
 
-@pytest.mark.parametrize("command", [
-    ["predict", "--model", "none", "--input", "in.tsv", "--output", "out.tsv"],
+@pytest.mark.parametrize("command", [  # predict: test_tf_startup.py
     ["train", "--task", "rte", "--glue-dir", "none", "--out", "run"],
 ])
 def test_computing_commands_choose_before_tensorflow_loads_and_say_so(tmp_path, command):

@@ -34,11 +34,17 @@ def test_auto_on_gpus_is_bfloat16_from_ampere_on_else_float16_with_loss_scaling(
     assert precision.resolve("auto", gpus=[(8, 6), (7, 5)], cpuinfo=no_bf16_cpu)[0] == "mixed_float16"  # all or none
 
 
-def test_xla_is_on_by_default_on_gpus_only():
+def test_xla_is_on_by_default_on_gpus_only_and_never_over_several_replicas():
     assert precision.xla_default(None, gpus=[(8, 0)]) == (True, "auto: on GPUs")
     assert precision.xla_default(None, gpus=[])[0] is False
     assert precision.xla_default(True, gpus=[]) == (True, "requested")
     assert precision.xla_default(False, gpus=[(8, 0)]) == (False, "requested")
+    # a compiled step over two devices fails ("Trying to access resource ... located in device CPU:1 from
+    # device CPU:0" on two logical CPUs; keras-team/keras#18145 on GPUs): several replicas run uncompiled
+    on, why = precision.xla_default(None, gpus=[(8, 0), (8, 0)], replicas=2)
+    assert not on and why.startswith("off over 2 replicas")
+    on, why = precision.xla_default(True, gpus=[], replicas=4)
+    assert not on and why.endswith("--jit-compile ignored")
 
 
 def _mirrored_step(preset, policy):
@@ -58,6 +64,9 @@ def test_the_multi_replica_loop_on_two_logical_cpus_scales_the_float16_loss(tiny
     assert float32["replicas"] == float16["replicas"] == 2
     assert float16["optimizer"] == "LossScaleOptimizer"
     assert 0.5 < float16["change"] / float32["change"] < 2.0, (float16, float32)
+    # The loop runs fit's own step: on one global batch split over the two replicas, it lands where fit on
+    # one replica does (in float32, to rounding; a weight moves about 1e-3 in that step).
+    assert float32["fit_moved"] > 1e-4 and float32["fit_apart"] < 1e-3 * float32["fit_moved"], float32
 
 
 def test_strategy_follows_tf_config(monkeypatch):

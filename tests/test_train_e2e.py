@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from glue_tf import export, onednn
+from glue_tf import export, tf_startup
 from glue_tf.config import TrainConfig
 from glue_tf.data.sources import TsvSource
 from glue_tf.suite import train_all
@@ -120,10 +120,10 @@ def test_train_all_three_class_mnli_scores_ax_and_reports_partial_results(tiny_p
     assert progress[5].endswith("time left unknown until a task has been trained")  # before MNLI, the first trained
     assert re.fullmatch(r"train-all: task 7 of 10 \(qnli\), [\dhms ]+ elapsed, about [\dhms ]+ left", progress[6])
     assert f"report at {out / 'report.md'}" in log
-    # In-process the choice is TensorFlow's, or what an earlier in-process CLI call found (test_onednn.py
+    # In-process the choice is TensorFlow's, or what an earlier in-process CLI call found (test_tf_startup.py
     # checks the CLI's own choice in a fresh process); the line says which.
-    assert f"mnli: XLA off (auto: off on CPUs, where it does not pay); {onednn.choice()}" in log
-    assert onednn.choice().startswith("oneDNN")
+    assert f"mnli: XLA off (auto: off on CPUs, where it does not pay); {'; '.join(tf_startup.lines())}" in log
+    assert tf_startup.lines()[0].startswith("oneDNN") and tf_startup.lines()[1].startswith("XLA cache: ")
 
     ax = _read_predictions(out / "predictions" / "AX.tsv")
     assert len(ax) == SIZES["ax"]["test"] + 1 and {r[1] for r in ax[1:]} <= {"entailment", "neutral", "contradiction"}

@@ -1,0 +1,116 @@
+"""Where one TensorFlow training step's CPU time goes, op by op: forward, backward and the update.
+
+    python bench/op_profile.py --precision bfloat16 --length 16
+
+Builds the MiniLM classifier as ``glue-tf train`` does (``--precision``: Keras'
+``float32`` or ``mixed_bfloat16`` policy), traces one step (forward, backward,
+the clipped fused AdamW update) at batch 32 and a fixed length, runs it under
+TensorFlow's profiler and sums each op's time over the compute threads, per part
+of the step and op type. Times are CPU time summed over threads (about the wall
+time times the threads busy), per step. ``bench/step_profile.py`` times the parts
+side by side with PyTorch; this says what is inside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCH = 32
+
+
+def profiled_step(backbone: str, precision: str, length: int, steps: int, trace_dir: str) -> float:
+    """Runs the step ``steps`` times under the profiler; returns its wall time per step without it."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    keras.mixed_precision.set_global_policy({"float32": "float32", "bfloat16": "mixed_bfloat16"}[precision])
+    sys.path.insert(0, str(ROOT))
+    from glue_tf import backbones, optimization
+    from glue_tf import model as model_lib
+    from glue_tf.tasks import get_task
+
+    task = get_task("cola")
+    model = model_lib.build(backbones.load(backbone, 128)[0], task)
+    loss_fn, variables = model_lib.loss_for(task), model.trainable_variables
+    optimizer = optimization.make_optimizer(1e-4, 1000, 0.1, 0.01, 1.0)
+    optimizer.build(variables)
+    rng = np.random.default_rng(0)
+    x = {"token_ids": tf.constant(rng.integers(1000, 20000, (BATCH, length)), tf.int32),
+         "segment_ids": tf.zeros((BATCH, length), tf.int32), "padding_mask": tf.ones((BATCH, length), tf.bool)}
+    y = tf.constant(rng.integers(0, 2, BATCH))
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    for _ in range(3):
+        step().numpy()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step().numpy()
+    wall = (time.perf_counter() - started) / steps
+    tf.profiler.experimental.start(trace_dir)
+    for _ in range(steps):
+        step().numpy()
+    tf.profiler.experimental.stop()
+    return wall
+
+
+def op_times(trace_dir: str, steps: int) -> collections.Counter:
+    """``(part, op type) -> ms`` per step, from the profiler's trace: compute threads only."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    space = xplane_pb2.XSpace()
+    space.ParseFromString(next(Path(trace_dir).rglob("*.xplane.pb")).read_bytes())
+    times = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name  # "scope/op_name:OpType"
+                if ":" not in name or "::" in name:
+                    continue  # the executor's own spans (ExecutorState::Process), which enclose the ops
+                part = ("update" if name.startswith(("fused_adam", "loss_scale")) else
+                        "backward" if name.startswith("gradient_tape") else "forward")
+                times[(part, name.rsplit(":", 1)[1])] += event.duration_ps / 1e9 / steps
+    return times
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbone", default=str(ROOT / "models/pretrained/all-minilm-l6-v2"))
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="bfloat16")
+    parser.add_argument("--length", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as trace_dir:
+        wall = profiled_step(args.backbone, args.precision, args.length, args.steps, trace_dir)
+        times = op_times(trace_dir, args.steps)
+    total = sum(times.values())
+    print(f"{args.precision}, batch {BATCH}, length {args.length}: {1000 * wall:.0f} ms a step unprofiled; "
+          f"{total:.0f} ms of op time over the compute threads per step")
+    for part in ("forward", "backward", "update"):
+        share = sum(v for (p, _), v in times.items() if p == part)
+        print(f"  {part}: {share:.0f} ms ({100 * share / total:.0f}%)")
+    print("\n| part | op | ms per step | share |\n|---|---|---|---|")
+    for (part, op), value in times.most_common(args.top):
+        print(f"| {part} | {op} | {value:.1f} | {100 * value / total:.1f}% |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
