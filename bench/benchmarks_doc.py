@@ -24,6 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 BEGIN, END = "<!-- speed:begin (bench/benchmarks_doc.py) -->", "<!-- speed:end -->"
 PATHS_BEGIN, PATHS_END = "<!-- inference-paths:begin (bench/benchmarks_doc.py) -->", "<!-- inference-paths:end -->"
+BASELINE = "hf-dynamic"
+TARGET = 2.0
+PATH_CONTENDERS = ("glue-tf-chosen", "glue-tf-serving-default", "glue-tf-serving-default-by-characters", BASELINE)
 # The fine-tuning kernels section: one per kind of CPU, since its figures answer different targets on each.
 TRAINING_SECTIONS = {False: "training-kernels", True: "training-kernels-bf16"}  # by: does the CPU have bf16 units
 
@@ -40,9 +43,6 @@ def _has_bf16_units(machine: dict | None) -> bool:
     from glue_tf import precision
 
     return precision.bf16_units(gpus=[])
-BASELINE = "hf-dynamic"
-TARGET = 2.0
-PATH_CONTENDERS = ("glue-tf-chosen", "glue-tf-serving-default", "glue-tf-serving-default-by-characters", BASELINE)
 
 
 def _records(path: Path | None) -> list[dict]:
