@@ -53,7 +53,7 @@ test-fast: $(VENV)/.installed
 	$(TEST_DATA) $(BIN)/python -m pytest -m "not slow and not long" $(PYTEST_ARGS)
 
 # Killed and crashed training, full disks, a 20,000-request load test with a worker killed, a
-# 3,000-request run a third hostile, schemathesis against the live API, TF Serving's REST API
+# 9,000-request run a third hostile, schemathesis against the live API, TF Serving's REST API
 # form by form, two replicas sharing PostgreSQL, multi-worker training: see docs/RELIABILITY.md.
 test-long: $(VENV)/.installed
 	$(TEST_DATA) $(BIN)/python -m pytest -m long $(PYTEST_ARGS)

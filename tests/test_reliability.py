@@ -43,18 +43,21 @@ def _load_test_module():
     return module
 
 
-def test_3000_requests_from_32_clients_a_third_hostile_get_no_5xx(tiny_exports, tmp_path):
+def test_9000_requests_from_32_clients_a_third_hostile_get_no_5xx(tiny_exports, tmp_path):
     """A third of the requests hostile (broken JSON, lone surrogates, wrong types, over the limits, ...), on
     ``/predict`` and TF Serving's ``/v1/models/...:predict``: no 5xx, each hostile one a 4xx with its
     endpoint's JSON error body, and every valid answer equal to the in-process SavedModel's.
 
-    Built-in texts over the tiny untrained exports: no GLUE data needed.
+    Built-in texts over the tiny untrained exports: no GLUE data needed. 9,000 requests, so that the
+    second half, where worker memory must stay flat, comes after new batch shapes stop adding
+    memory: on an AVX512-BF16 EPYC a worker grew 51 MiB over the first 3,000 requests, 24 MiB over the
+    next 3,000, and 5 MiB from 6,000 to 12,000 (docs/RELIABILITY.md).
     """
     report = tmp_path / "hostile.jsonl"
     env = {k: v for k, v in os.environ.items() if k != "GLUE_DIR"}  # the built-in texts, wherever it runs
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "bench/load_test.py", "--model-dir", str(tiny_exports), "--requests", "3000",
+        [sys.executable, "bench/load_test.py", "--model-dir", str(tiny_exports), "--requests", "9000",
          "--clients", "32", "--workers", "2", "--hostile-fraction", str(1 / 3), "--warm-up", "3",
          "--json-out", str(report)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
@@ -69,14 +72,14 @@ def test_3000_requests_from_32_clients_a_third_hostile_get_no_5xx(tiny_exports, 
     assert summary["hostile_not_4xx"] == 0 and summary["hostile_bad_error_body"] == 0
     assert summary["valid_refused"] == 0 and summary["mismatches"] == 0
     assert summary["connection_errors"] == 0 and summary["server_tracebacks"] == 0
-    assert 800 <= summary["hostile"] <= 1200
+    assert 2600 <= summary["hostile"] <= 3400
     # Every kind was sent, on both endpoints' mixes, and each (but the valid one) was refused.
     load_test = _load_test_module()
     assert sorted(summary["hostile_kinds"]) == sorted(load_test.HOSTILE_KINDS + load_test.V1_ONLY_KINDS)
     for kind, tally in summary["hostile_kinds"].items():
         statuses = {int(status) for status in tally["status"]}
         assert statuses <= ({200} if kind in load_test.VALID_KINDS else set(range(400, 500))), (kind, tally)
-    assert summary["ok"] + summary["hostile_refused"] == 3000
+    assert summary["ok"] + summary["hostile_refused"] == 9000
 
 
 def test_schemathesis_fuzzes_the_api_from_its_own_openapi(trained_exports, tmp_path):
