@@ -113,11 +113,10 @@ bench: bench-install bench-exports
 # PyTorch's, then `glue-tf train-all` against Hugging Face's Trainer as whole processes, side by side (about
 # 70 minutes for CoLA, MRPC and RTE on 2 cores), rendered into docs/BENCHMARKS.md.
 BENCH_FINETUNE_TASKS ?= cola,mrpc,rte
-BENCH_OP_PRECISION ?= $(if $(shell grep -m1 -oE 'avx512_bf16|amx_bf16' /proc/cpuinfo),bfloat16,float32)
 bench-finetune: bench-install
 	mkdir -p runs/bench
 	$(BIN)/python bench/step_profile.py --lengths 16,48 --json-out runs/bench/training-profile.jsonl
-	$(BIN)/python bench/op_profile.py --length 16 --precision $(BENCH_OP_PRECISION)
+	$(BIN)/python bench/op_profile.py --length 16
 	$(BIN)/python bench/end_to_end.py --glue-dir $(BENCH_GLUE_DIR) --tasks $(BENCH_FINETUNE_TASKS) \
 		--json-out runs/bench/end_to_end.jsonl
 	$(BIN)/python bench/benchmarks_doc.py --training-profile runs/bench/training-profile.jsonl \

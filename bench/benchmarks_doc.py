@@ -38,10 +38,10 @@ def _training_markers(bf16_units: bool) -> tuple[str, str]:
 
 def _has_bf16_units(machine: dict | None) -> bool:
     """From a record's machine (its ISA flags), else this machine's."""
-    if machine and "isa" in machine:
-        return bool({"avx512_bf16", "amx_bf16"} & set(machine["isa"]))
     from glue_tf import precision
 
+    if machine and "isa" in machine:
+        return bool(set(precision.CPU_BF16_FLAGS) & set(machine["isa"]))
     return precision.bf16_units(gpus=[])
 
 

@@ -92,11 +92,17 @@ def op_times(trace_dir: str, steps: int) -> collections.Counter:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default=str(ROOT / "models/pretrained/all-minilm-l6-v2"))
-    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="bfloat16")
+    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                        help="auto: bfloat16 where the CPU has bf16 units, else float32")
     parser.add_argument("--length", type=int, default=16)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args(argv)
+    if args.precision == "auto":
+        sys.path.insert(0, str(ROOT))
+        from glue_tf import precision
+
+        args.precision = "bfloat16" if precision.bf16_units(gpus=[]) else "float32"
     with tempfile.TemporaryDirectory() as trace_dir:
         wall = profiled_step(args.backbone, args.precision, args.length, args.steps, trace_dir)
         times = op_times(trace_dir, args.steps)

@@ -11,7 +11,7 @@ import os
 from glue_tf import cpu
 
 POLICIES = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-_CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
 def bf16_support(gpus: list | None = None, cpuinfo: str = cpu.CPUINFO) -> tuple[bool, str]:
@@ -29,10 +29,10 @@ def bf16_support(gpus: list | None = None, cpuinfo: str = cpu.CPUINFO) -> tuple[
         if all(cap >= (8, 0) for cap in capabilities):
             return True, f"GPUs with compute capability {min(capabilities)} support bfloat16"
         return False, f"GPU compute capability {min(capabilities)} lacks bfloat16"
-    flags = cpu.flags(cpuinfo) & set(_CPU_BF16_FLAGS)
+    flags = cpu.flags(cpuinfo) & set(CPU_BF16_FLAGS)
     if flags:
         return True, f"CPU reports {', '.join(sorted(flags))}"
-    return False, f"CPU ({os.uname().machine}) reports neither {' nor '.join(_CPU_BF16_FLAGS)}"
+    return False, f"CPU ({os.uname().machine}) reports neither {' nor '.join(CPU_BF16_FLAGS)}"
 
 
 def visible_gpus() -> list:
