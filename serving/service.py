@@ -20,11 +20,11 @@ import numpy as np
 
 from glue_tf import inference, metrics
 from glue_tf.tasks import TASKS, Task
-from serving import schemas, scoring
+from serving import labelled_scores, schemas
 from serving.batching import Batcher
 from serving.errors import ApiError, ModelNotLoaded, NotFound, Overloaded, Unavailable
 from serving.jobs import Chunk, JobRunner, open_store
-from serving.models import LoadedModel, ModelRegistry
+from serving.model_registry import LoadedModel, ModelRegistry
 from serving.settings import Settings
 from serving.telemetry import Telemetry
 
@@ -120,7 +120,7 @@ class Service:
         for name, splits in parsed.items():
             task = TASKS[name]
             progress = (lambda count, offset=done: on_progress(offset + count)) if on_progress else None
-            results[name] = scoring.score_splits(
+            results[name] = labelled_scores.score_splits(
                 task, splits, lambda columns: self.predict_chunked(models[name], columns, progress))
             done += sum(len(labels) for _, labels in splits.values())
         return results
@@ -128,16 +128,16 @@ class Service:
     # --- jobs: split into chunks that any worker of any replica scores --------------------------
     def create_job(self, body) -> tuple[str, int]:
         """Checks a job body, then queues it; returns ``(job id, instances)``."""
-        parsed, _ = scoring.parse_job(body, self.job_limits)
+        parsed, _ = labelled_scores.parse_job(body, self.job_limits)
         for name in parsed:
             self.model(TASKS[name])  # 404 now rather than a failed job later
         if self.jobs.active() >= self.settings.max_concurrent_jobs * 4:
             raise Overloaded("too many scoring jobs are queued or running; retry later", headers={"Retry-After": "10"})
-        chunks = scoring.plan_chunks(parsed, self.settings.max_batch_size * 4)
+        chunks = labelled_scores.plan_chunks(parsed, self.settings.max_batch_size * 4)
         job_id = self.jobs.create(body, chunks)
         if self.runner is not None:  # else this worker's runner starts once its models are loaded
             self.runner.wake()
-        return job_id, scoring.total_instances(parsed)
+        return job_id, labelled_scores.total_instances(parsed)
 
     def _parsed_job(self, job_id: str) -> tuple[dict, bool]:
         with self._lock:
@@ -146,7 +146,7 @@ class Service:
         job = self.jobs.get(job_id, with_request=True)
         if job is None:
             raise NotFound(f"no job {job_id!r}")
-        parsed = scoring.parse_job(job["request"], self.job_limits)
+        parsed = labelled_scores.parse_job(job["request"], self.job_limits)
         with self._lock:
             self._job_requests[job_id] = parsed
             while len(self._job_requests) > 4:
@@ -168,10 +168,10 @@ class Service:
         predictions: dict[tuple[str, str], list] = {}
         for task, split, _, result in self.jobs.chunk_results(job_id):
             predictions.setdefault((task, split), []).extend(result)
-        results = {name: scoring.score_predictions(TASKS[name], {
+        results = {name: labelled_scores.score_predictions(TASKS[name], {
             split: (labels, np.asarray(predictions[(name, split)])) for split, (_, labels) in splits.items()})
             for name, splits in parsed.items()}
-        return scoring.summarize(results) if many else next(iter(results.values()))
+        return labelled_scores.summarize(results) if many else next(iter(results.values()))
 
 
 def _input_errors_as_400(call):

@@ -93,7 +93,7 @@ def test_one_bad_request_never_fails_the_requests_batched_with_it(client):
 
 def test_a_request_the_model_fails_on_alone_is_a_400_and_others_in_its_batch_succeed(client, monkeypatch):
     """Past validation, a failure the batcher isolates to one request is that request's error."""
-    from serving.models import LoadedModel
+    from serving.model_registry import LoadedModel
 
     real = LoadedModel.predict
 

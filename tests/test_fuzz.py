@@ -16,7 +16,7 @@ from glue_tf.data.errors import DataError
 from glue_tf.data.tsv import read_split
 from glue_tf.predict_files import read_rows
 from glue_tf.tasks import TASKS
-from serving import schemas, scoring
+from serving import labelled_scores, schemas
 from serving.errors import ApiError
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -95,8 +95,8 @@ def _parse(kind: str, task, body):
         schemas.validate(body, "tf_examples", task, LIMITS)
         return schemas.examples_to_columns(task, body, LIMITS)
     if kind == "score":
-        return scoring.parse_task(task, body, LIMITS)
-    return scoring.parse_job(body, LIMITS)
+        return labelled_scores.parse_task(task, body, LIMITS)
+    return labelled_scores.parse_job(body, LIMITS)
 
 
 WRAPPERS = [lambda b: b, lambda b: {"instances": b}, lambda b: {"inputs": b}, lambda b: {"examples": b},

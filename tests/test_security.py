@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from glue_tf import export
-from serving.models import ModelRegistry
+from serving.model_registry import ModelRegistry
 
 REPO = Path(__file__).resolve().parents[1]
 

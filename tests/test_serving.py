@@ -306,7 +306,7 @@ def test_versions_load_in_the_background_and_serve_only_once_warm(tiny_exports, 
 
     The real ``load_version`` runs, held at a gate so that the loading state is observed deterministically.
     """
-    from serving import models
+    from serving import model_registry as models
     from serving.app import create_app
     from serving.settings import Settings
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from serving import schemas
-from serving import scoring as scores
+from serving import labelled_scores as scores
 from serving.errors import ApiError, NotFound
 from serving.http import json_body, note, require_token, service
 from serving.jobs import STATES
