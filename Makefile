@@ -21,26 +21,36 @@ TRAIN_ARGS ?=
 MODEL_DIR ?= $(OUT)
 PORT ?= 8080
 IMAGE ?= glue-tf-serving
+TRAIN_IMAGE ?= glue-tf-train
+# The tag deploy/kubernetes/*/kustomization.yaml pins under `images:` (tests/test_manifests.py checks).
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 QUICKSTART_OUT ?= runs/quickstart
 
-.PHONY: install lock pretrained test test-fast test-long data-check quickstart train-all submit serve bench bench-install bench-exports bench-finetune bench-serving docker-build docker-run clean
+.PHONY: install lock pretrained test test-fast test-long data-check quickstart train-all submit serve serve-deployed bench bench-install bench-exports bench-finetune bench-serving docker-build docker-build-train docker-run clean
 
 install: $(VENV)/.installed pretrained
 
-# The exact versions of requirements/lock.txt (training + test set), then the package itself.
+# The exact versions of requirements/lock.txt (training + test set), each checked against the lock's
+# hashes, then the package itself (editable, no dependencies: outside the hash check).
 # Reinstalls only when the lock or pyproject.toml changes, so a second `make install` is a no-op.
 $(VENV)/.installed: pyproject.toml requirements/lock.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/lock.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-# Re-resolve the pinned set from pyproject.toml (then `make install` and `make test`).
+# Re-resolve the pinned set from pyproject.toml, with hashes (then `make install` and `make test`); an
+# existing lock's versions are kept where pyproject.toml still allows them. Python 3.11 only, as
+# requires-python says. The images' sets are cut from it at the same versions: serving.txt (the
+# service and its PostgreSQL job store) and train.txt (the training extra).
+LOCK = $(BIN)/python -m uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--generate-hashes --custom-compile-command "make lock"
 lock: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/python -m uv pip compile pyproject.toml --extra test --python-version 3.11 \
-		--python-platform x86_64-manylinux_2_28 -o requirements/lock.txt
+	$(LOCK) --extra test -o requirements/lock.txt
+	$(LOCK) --extra postgres -c requirements/lock.txt -o requirements/serving.txt
+	$(LOCK) --extra train -c requirements/lock.txt -o requirements/train.txt
 
 pretrained: $(VENV)/.installed
 	PYTHON=$(BIN)/python scripts/fetch_pretrained.sh $(PRETRAINED)
@@ -75,9 +85,17 @@ train-all: $(VENV)/.installed
 submit: $(VENV)/.installed
 	$(BIN)/glue-tf submit --out $(OUT)
 
-# The REST service over a training run's exports (settings: GLUE_TF_* variables, see README).
+# The REST service over a training run's exports (settings: GLUE_TF_* variables, see docs/SERVING.md), gunicorn
+# alone: for development.
 serve: $(VENV)/.installed
 	$(BIN)/glue-tf serve --model-dir $(MODEL_DIR) --port $(PORT)
+
+# The stack as deployed, in the foreground: nginx on PORT (all interfaces; deploy/nginx/glue-tf.conf)
+# buffering each request whole in front of gunicorn on a loopback port; state in GLUE_TF_STATE_DIR,
+# both logs on stdout, both stopped by SIGTERM or Ctrl-C. Needs nginx (apt-get install nginx-light)
+# and GLUE_TF_API_TOKEN (or GLUE_TF_ALLOW_ANONYMOUS_JOBS=1): see docs/DEPLOY.md.
+serve-deployed: $(VENV)/.installed
+	$(BIN)/python scripts/serve_deployed.py --model-dir $(MODEL_DIR) --port $(PORT)
 
 # glue-tf vs KerasHub's recipe vs Hugging Face, side by side in one run: fine-tuning and
 # inference speed on CoLA, MRPC, RTE, a step profile; then the inference paths of the exports
@@ -98,14 +116,14 @@ BENCH_EXPORT_ARGS ?= --max-train-examples 1000 --max-eval-examples 128 --epochs 
 BENCH_SERVING_SECONDS ?= 12
 bench: bench-install bench-exports
 	mkdir -p runs/bench
-	$(BIN)/python bench/speed.py train --glue-dir $(BENCH_GLUE_DIR) --tasks $(BENCH_TASKS) --steps $(BENCH_STEPS) --json-out runs/bench/train.jsonl
-	$(BIN)/python bench/speed.py infer --glue-dir $(BENCH_GLUE_DIR) --tasks $(BENCH_TASKS) --model-dir $(BENCH_MODEL_DIR) --json-out runs/bench/infer.jsonl
-	$(BIN)/python bench/step_profile.py --lengths 16,48 --json-out runs/bench/profile.jsonl
-	$(BIN)/python bench/predict_speed.py --model-dir $(BENCH_MODEL_DIR) --glue-dir $(BENCH_GLUE_DIR) --json-out runs/bench/predict.jsonl
-	$(BIN)/python bench/serving_load.py --model-dir $(BENCH_MODEL_DIR) --task sst2 --glue-dir $(BENCH_GLUE_DIR) \
+	$(BIN)/python -m bench.speed train --glue-dir $(BENCH_GLUE_DIR) --tasks $(BENCH_TASKS) --steps $(BENCH_STEPS) --json-out runs/bench/train.jsonl
+	$(BIN)/python -m bench.speed infer --glue-dir $(BENCH_GLUE_DIR) --tasks $(BENCH_TASKS) --model-dir $(BENCH_MODEL_DIR) --json-out runs/bench/infer.jsonl
+	$(BIN)/python -m bench.step_profile --lengths 16,48 --json-out runs/bench/profile.jsonl
+	$(BIN)/python -m bench.predict_speed --model-dir $(BENCH_MODEL_DIR) --glue-dir $(BENCH_GLUE_DIR) --json-out runs/bench/predict.jsonl
+	$(BIN)/python -m bench.serving_load --model-dir $(BENCH_MODEL_DIR) --task sst2 --glue-dir $(BENCH_GLUE_DIR) \
 		--seconds $(BENCH_SERVING_SECONDS) --json-out runs/bench/serving.jsonl --markdown runs/bench/serving.md
-	-$(BIN)/python bench/agreement.py --model-dir $(BENCH_MODEL_DIR) --glue-dir $(BENCH_GLUE_DIR) --json-out runs/bench/agreement.jsonl
-	$(BIN)/python bench/benchmarks_doc.py --train runs/bench/train.jsonl --infer runs/bench/infer.jsonl \
+	-$(BIN)/python -m bench.agreement --model-dir $(BENCH_MODEL_DIR) --glue-dir $(BENCH_GLUE_DIR) --json-out runs/bench/agreement.jsonl
+	$(BIN)/python -m bench.benchmarks_doc --train runs/bench/train.jsonl --infer runs/bench/infer.jsonl \
 		--profile runs/bench/profile.jsonl $(if $(wildcard $(OUT)/report.json),--report $(OUT)/report.json,) \
 		--predict runs/bench/predict.jsonl --serving runs/bench/serving.jsonl --agreement runs/bench/agreement.jsonl
 
@@ -115,12 +133,13 @@ bench: bench-install bench-exports
 BENCH_FINETUNE_TASKS ?= cola,mrpc,rte
 bench-finetune: bench-install
 	mkdir -p runs/bench
-	$(BIN)/python bench/step_profile.py --lengths 16,48 --json-out runs/bench/training-profile.jsonl
-	$(BIN)/python bench/op_profile.py --length 16
-	$(BIN)/python bench/end_to_end.py --glue-dir $(BENCH_GLUE_DIR) --tasks $(BENCH_FINETUNE_TASKS) \
+	$(BIN)/python -m bench.step_profile --lengths 16,48 --json-out runs/bench/training-profile.jsonl
+	$(BIN)/python -m bench.op_profile --length 16
+	$(BIN)/python -m bench.roofline --json-out runs/bench/roofline.jsonl
+	$(BIN)/python -m bench.end_to_end --glue-dir $(BENCH_GLUE_DIR) --tasks $(BENCH_FINETUNE_TASKS) \
 		--json-out runs/bench/end_to_end.jsonl
-	$(BIN)/python bench/benchmarks_doc.py --training-profile runs/bench/training-profile.jsonl \
-		--end-to-end runs/bench/end_to_end.jsonl
+	$(BIN)/python -m bench.benchmarks_doc --training-profile runs/bench/training-profile.jsonl \
+		--end-to-end runs/bench/end_to_end.jsonl --roofline runs/bench/roofline.jsonl
 
 # Quick exports (measured signatures, warm-up file) for the tasks BENCH_MODEL_DIR lacks; a no-op when all are there.
 bench-exports: $(VENV)/.installed
@@ -135,14 +154,19 @@ bench-install: $(VENV)/.installed
 # Requests/s and p50/p99 at 1, 8, 32 clients: the chosen signature against serving_default (batching on),
 # batching on against off, beside each signature's in-process ceiling.
 bench-serving: $(VENV)/.installed
-	$(BIN)/python bench/serving_load.py --model-dir $(MODEL_DIR) --task $(or $(BENCH_TASK),sst2) --glue-dir $(BENCH_GLUE_DIR)
+	$(BIN)/python -m bench.serving_load --model-dir $(MODEL_DIR) --task $(or $(BENCH_TASK),sst2) --glue-dir $(BENCH_GLUE_DIR)
 
 docker-build:
-	docker build -t $(IMAGE) .
+	docker build --target serving -t $(IMAGE):$(IMAGE_TAG) .
+
+# The training image (`glue-tf` as entrypoint) that deploy/kubernetes/training's Job runs.
+docker-build-train:
+	docker build --target train -t $(TRAIN_IMAGE):$(IMAGE_TAG) .
 
 # Models read-only, job state in a named volume.
 docker-run:
-	docker run --rm -p $(PORT):8080 -v $(abspath $(MODEL_DIR)):/models:ro -v glue-tf-state:/var/lib/glue-tf $(IMAGE)
+	docker run --rm -p $(PORT):8080 -v $(abspath $(MODEL_DIR)):/models:ro -v glue-tf-state:/var/lib/glue-tf \
+		-e GLUE_TF_API_TOKEN $(IMAGE):$(IMAGE_TAG)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

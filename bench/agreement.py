@@ -7,26 +7,27 @@ signatures with ``glue-tf evaluate``'s batching loop, and compares:
 - ``serving_compiled`` against ``serving_default``: label ids identical,
   probabilities within 1e-4, STS-B scores within 1e-3 (``--tolerances``);
 - ``serving_bfloat16``'s dev score (points) against float32's: at most
-  ``BF16_TOLERANCE`` (0.3) points lower, the rule ``glue_tf.signature_choice``
+  ``BF16_TOLERANCE`` (0.3) points lower, the rule ``glue_tf.exports.choice``
   applies before it ever chooses bf16.
 
 One JSON line per task (and split), then a table; exit status 1 when a
 threshold is missed. bf16 on a CPU without bf16 units runs emulated and is
 slow (minutes over six tasks on 2 cores); ``--skip-bfloat16`` leaves it out.
 
-    python bench/agreement.py --model-dir runs/bench/exports --glue-dir ../shared/glue_data
+    python -m bench.agreement --model-dir runs/bench/exports --glue-dir ../shared/glue_data
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from bench.common import GLUE_DIR, append_json_lines
 
 PROBABILITY_TOLERANCE = 1e-4
 SCORE_TOLERANCE = 1e-3
@@ -37,7 +38,7 @@ def run_signature(signature, name: str, task, examples: list[dict]) -> tuple[dic
     """Every output of one signature over ``examples`` (in their order) and its seconds, as evaluate batches."""
     import tensorflow as tf
 
-    from glue_tf.inference import rows_per_call, run_length_sorted
+    from glue_tf.exports.predictor import rows_per_call, run_length_sorted
 
     def call(columns):
         return {k: v.numpy() for k, v in signature(**{f: tf.constant(t) for f, t in columns.items()}).items()}
@@ -70,10 +71,10 @@ def task_score(task, per_split_outputs: dict, labels: dict) -> float:
 
 def check_task(version: Path, task, source, bfloat16: bool) -> list[dict]:
     """The records of one export: one per dev split (compiled vs default), one for the bf16 dev score."""
-    from glue_tf import export, signatures
-    from glue_tf.signature_choice import BF16_TOLERANCE
+    from glue_tf.exports import saved_model, signatures
+    from glue_tf.exports.choice import BF16_TOLERANCE
 
-    loaded, _ = export.load_signatures(version)
+    loaded, _ = saved_model.load_signatures(version)
     records, outputs, labels = [], {}, {}
     for split in task.dev_splits:
         examples = source.examples(task, split)
@@ -127,26 +128,26 @@ def table(records: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    from glue_tf import export
+    from glue_tf.exports import store
     from glue_tf.data.sources import TsvSource
     from glue_tf.tasks import TASKS, get_task
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", required=True, help="a training run's --out folder (its models/<task>/)")
-    parser.add_argument("--glue-dir", default=os.environ.get("GLUE_DIR", "../shared/glue_data"))
+    parser.add_argument("--glue-dir", default=GLUE_DIR)
     parser.add_argument("--tasks", default=None, help="comma list (default: every task exported there)")
     parser.add_argument("--skip-bfloat16", action="store_true", help="compare only the float32 signatures")
     parser.add_argument("--json-out", default=None, help="append the JSON lines to this file")
     args = parser.parse_args(argv)
 
-    names = args.tasks.split(",") if args.tasks else [n for n in TASKS if export.latest(args.model_dir, n)]
+    names = args.tasks.split(",") if args.tasks else [n for n in TASKS if store.latest(args.model_dir, n)]
     if not names:
         parser.error(f"no exports under {args.model_dir}/models/")
     source = TsvSource(args.glue_dir)
     records = []
     for name in names:
         task = get_task(name)
-        version = export.latest(args.model_dir, task.name)
+        version = store.latest(args.model_dir, task.name)
         if version is None:
             parser.error(f"no {task.name} export under {args.model_dir}/models/{task.name}")
         for record in check_task(version, task, source, not args.skip_bfloat16):
@@ -157,14 +158,7 @@ def main(argv=None) -> int:
     records.append(summary)
     print(json.dumps(summary), flush=True)
     print(table(records))
-    if args.json_out:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from speed import machine
-
-        here = machine()
-        with open(args.json_out, "a", encoding="utf-8") as sink:
-            for record in records:
-                sink.write(json.dumps({**record, "machine": here}) + "\n")
+    append_json_lines(args.json_out, records)
     return 0 if summary["passed"] else 1
 
 

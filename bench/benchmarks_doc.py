@@ -1,6 +1,6 @@
 """Renders the benchmark sections of docs/BENCHMARKS.md from the JSON lines the bench scripts write.
 
-    python bench/benchmarks_doc.py --train runs/bench/train.jsonl --infer runs/bench/infer.jsonl \
+    python -m bench.benchmarks_doc --train runs/bench/train.jsonl --infer runs/bench/infer.jsonl \
         [--report runs/minilm-full/report.json] [--predict runs/bench/predict.jsonl] \
         [--serving runs/bench/serving.jsonl] [--agreement runs/bench/agreement.jsonl] --doc docs/BENCHMARKS.md
 
@@ -20,14 +20,14 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 BEGIN, END = "<!-- speed:begin (bench/benchmarks_doc.py) -->", "<!-- speed:end -->"
 PATHS_BEGIN, PATHS_END = "<!-- inference-paths:begin (bench/benchmarks_doc.py) -->", "<!-- inference-paths:end -->"
 BASELINE = "hf-dynamic"
 TARGET = 2.0
 PATH_CONTENDERS = ("glue-tf-chosen", "glue-tf-serving-default", "glue-tf-serving-default-by-characters", BASELINE)
 # The fine-tuning kernels section: one per kind of CPU, since its figures answer different targets on each.
+# The update rows of bench/step_profile.py that the whole-step summary adds to forward+backward.
+SUMMARY_UPDATES = ("tensorflow: fused AdamW (XLA apply)", "torch: AdamW (fused) + clip_grad_norm_")
 TRAINING_SECTIONS = {False: "training-kernels", True: "training-kernels-bf16"}  # by: does the CPU have bf16 units
 
 
@@ -42,7 +42,7 @@ def _has_bf16_units(machine: dict | None) -> bool:
 
     if machine and "isa" in machine:
         return bool(set(precision.CPU_BF16_FLAGS) & set(machine["isa"]))
-    return precision.bf16_units(gpus=[])
+    return precision.Machine.from_cpu().bf16_units
 
 
 def _records(path: Path | None) -> list[dict]:
@@ -105,8 +105,10 @@ def _step_summary(rows: list[dict]) -> list[str]:
     """One training step (forward+backward, XLA off, plus the clipped optimizer update) per length and setting."""
     steps = {}
     for r in rows:
-        if r["step"] in ("forward+backward", "optimizer (clip 1.0)") and not r["xla"]:
-            if r["framework"] == "torch":
+        if r.get("update") not in (None, *SUMMARY_UPDATES):
+            continue  # bench/step_profile.py's side-by-side updates: the recipe's and PyTorch's fused count
+        if r["step"] in ("forward+backward", "optimizer (clip 1.0)") and (not r["xla"] or "update" in r):
+            if r["framework"] == "torch" or r.get("update", "").startswith("torch"):
                 name = f"PyTorch {_precision(r)}"
             else:
                 name = f"TensorFlow {_precision(r)}" + (f", oneDNN {'on' if r['onednn'] else 'off'}" if "onednn" in r else "")
@@ -178,8 +180,83 @@ def render_training(profile: list[dict], end_to_end: list[dict]) -> tuple[str, s
     return begin, end, "\n".join(lines + [end])
 
 
+ROOFLINE_BEGIN, ROOFLINE_END = "<!-- roofline:begin (bench/benchmarks_doc.py) -->", "<!-- roofline:end -->"
+
+
+def _model_shape_rates(roofline: list[dict]) -> dict:
+    """``(dtype, tokens) -> GFLOP/s`` over the model's products at ``tokens`` rows, each product at the best
+    rate any framework or setting reached on it (FLOPs summed over the time the products take at those rates)."""
+    from bench.roofline import shapes
+
+    best = {}
+    for r in roofline:
+        key = (r["dtype"], r["m"], r["k"], r["n"])
+        best[key] = max(best.get(key, 0.0), r["gflops"])
+    rates = {}
+    for dtype in {r["dtype"] for r in roofline}:
+        for tokens in {r["m"] for r in roofline if r["k"] != r["m"]}:
+            products = [(m, k, n) for m, k, n in shapes(tokens) if (dtype, m, k, n) in best]
+            if len(products) == len(shapes(tokens)):
+                seconds = sum(2 * m * k * n / best[(dtype, m, k, n)] for m, k, n in products)
+                rates[(dtype, tokens)] = sum(2 * m * k * n for m, k, n in products) / seconds
+    return rates
+
+
+ROOFLINE_SETTINGS = (("tensorflow", True), ("tensorflow", False), ("torch", None))  # the rate table's columns
+
+
+def _rate_table(roofline: list[dict], rates: dict) -> list[str]:
+    from bench.roofline import SQUARE
+
+    lines = ["Measured rates, GFLOP/s (`python -m bench.roofline`; model shapes: the layer's products, forward and "
+             "backward, FLOPs over their summed time; best: each product at its best rate over all settings):", "",
+             "| products | dtype | TensorFlow oneDNN on | TensorFlow oneDNN off | PyTorch | best |", "|---|---|---|---|---|---|"]
+    for dtype in sorted({r["dtype"] for r in roofline}):
+        square = [max([r["gflops"] for r in roofline if r["m"] == SQUARE and r["dtype"] == dtype
+                       and (r["framework"], r.get("onednn")) == setting], default=float("nan"))
+                  for setting in ROOFLINE_SETTINGS]
+        lines.append(f"| {SQUARE}^3 | {dtype} | " + " | ".join(f"{c:.0f}" for c in square) + f" | {max(square):.0f} |")
+        per_setting = [_model_shape_rates([r for r in roofline if (r["framework"], r.get("onednn")) == setting])
+                       for setting in ROOFLINE_SETTINGS]
+        for (d, tokens), rate in sorted(rates.items()):
+            if d == dtype:
+                cells = " | ".join(f"{each.get((d, tokens), float('nan')):.0f}" for each in per_setting)
+                lines.append(f"| model shapes, {tokens} tokens | {dtype} | {cells} | {rate:.0f} |")
+    return lines + [""]
+
+
+def render_roofline(profile: list[dict], roofline: list[dict]) -> str:
+    """The measured matrix-product rate, and each profiled forward pass and training step against it: its
+    matrix-product FLOPs (``bench.roofline.matmul_flops``), their time at the measured rate, measured/that."""
+    from bench.common import TRAIN_BATCH
+    from bench.roofline import bert_config, matmul_flops
+
+    rates = _model_shape_rates(roofline)
+    lines = [ROOFLINE_BEGIN, ""]
+    if roofline and roofline[0].get("machine"):
+        lines += [_machine_line(roofline[0]["machine"]), ""]
+    lines += _rate_table(roofline, rates)
+    lines += ["Each profiled piece against that rate (the model's sizes from the backbone's config.json; "
+              "batch 32; backward counted as twice the forward):", "",
+              "| length | precision | framework | oneDNN | piece | XLA | GFLOP | ms at the rate | ms measured | ratio |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    config = bert_config()
+    for r in profile:
+        measured_tokens = sorted({t for d, t in rates if d == _precision(r)})
+        if r["step"] not in ("forward", "forward+backward") or not measured_tokens:
+            continue
+        tokens = min(measured_tokens, key=lambda t: abs(t - 32 * r["length"]))
+        flops = matmul_flops(config, r["length"], TRAIN_BATCH, train=r["step"] != "forward")
+        floor = 1000 * flops / (rates[(_precision(r), tokens)] * 1e9)
+        onednn = {True: "on", False: "off"}.get(r.get("onednn"), "")
+        lines.append(f"| {r['length']} | {_precision(r)} | {r['framework']} | {onednn} | {r['step']} | "
+                     f"{'on' if r['xla'] else 'off'} | {flops / 1e9:.1f} | {floor:.0f} | {r['ms']:.0f} | "
+                     f"{r['ms'] / floor:.2f}x |")
+    return "\n".join(lines + ["", ROOFLINE_END])
+
+
 def _end_to_end(report: dict) -> list[str]:
-    from results_doc import HUGGING_FACE
+    from bench.results_doc import HUGGING_FACE
 
     rows = [r for r in report["tasks"].items() if r[1].get("wall_seconds")]
     ours = sum(r["wall_seconds"] for _, r in rows)
@@ -249,14 +326,14 @@ def _evaluate_table(infer: list[dict]) -> list[str]:
 
 
 def _serving_table(records: list[dict]) -> list[str]:
-    from serving_load import tables
+    from bench.serving_load import tables
 
     text = tables(records)
     return ["### Service: single-instance requests, one run (`bench/serving_load.py`)", "", text, ""] if text else []
 
 
 def _agreement_table(records: list[dict]) -> list[str]:
-    from agreement import table
+    from bench.agreement import table
 
     if not any(r.get("kind") == "agreement" for r in records):
         return []
@@ -329,6 +406,7 @@ def main(argv=None) -> int:
     parser.add_argument("--training-profile", type=Path,
                         help="JSON lines of bench/step_profile.py with oneDNN on and off, for the training-kernels section")
     parser.add_argument("--end-to-end", type=Path, help="JSON lines of bench/end_to_end.py")
+    parser.add_argument("--roofline", type=Path, help="JSON lines of bench/roofline.py (with --training-profile)")
     parser.add_argument("--doc", type=Path, default=Path("docs/BENCHMARKS.md"))
     args = parser.parse_args(argv)
     report = json.loads(args.report.read_text()) if args.report and args.report.is_file() else None
@@ -341,6 +419,9 @@ def main(argv=None) -> int:
         text = _replace(text, PATHS_BEGIN, PATHS_END, render_paths(*paths))
     if args.training_profile or args.end_to_end:
         text = _replace(text, *render_training(_records(args.training_profile), _records(args.end_to_end)))
+    if args.roofline:
+        text = _replace(text, ROOFLINE_BEGIN, ROOFLINE_END,
+                        render_roofline(_records(args.training_profile), _records(args.roofline)))
     args.doc.write_text(text, encoding="utf-8")
     print(f"wrote {args.doc}")
     return 0

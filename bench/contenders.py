@@ -1,6 +1,6 @@
 """The contenders of the speed benchmarks, each measured in a process of its own.
 
-Every function here runs in a fresh subprocess (see ``bench/speed.py``), so
+Every function here runs in a fresh subprocess (see ``bench.speed``), so
 TensorFlow and PyTorch never share a process, a thread pool or a warm cache,
 and returns one flat dict of figures. Every contender reads the same examples
 (glue-tf's TSV reader), the same checkpoint folder, batch size, maximum length,
@@ -8,7 +8,7 @@ learning rate and step count.
 
 Fine-tuning contenders time ``steps`` optimizer steps after ``warmup`` steps:
 - ``glue-tf``: the shipped pipeline (``features.train_datasets`` and the compiled
-  Keras model of ``glue-tf train``), with and without XLA.
+  Keras model of ``glue-tf train``, ``glue_tf.task_model``), with and without XLA.
 - ``keras-hub``: KerasHub's own recipe, ``BertTextClassifier`` with its
   preprocessor inside ``fit`` (fixed-length padding), Keras' AdamW and Keras'
   default compile (XLA "auto"), at the preprocessor's default length and at 128.
@@ -33,10 +33,10 @@ import os
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from bench.common import INFERENCE_BATCH, SEED, TRAIN_BATCH, recipe
+from bench.hf_predict import best_precision
 
-BATCH_SIZE = 32
-INFERENCE_BATCH = 64
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _examples(glue_dir: str, task_name: str, split: str):
@@ -86,34 +86,25 @@ def _keras_clock():
 def train_glue_tf(glue_dir, task_name, backbone, steps, warmup, learning_rate, max_length, jit_compile=False):
     import keras
 
-    from glue_tf import backbones, distribute, features, optimization, precision
+    from glue_tf import distribute, features, precision
     from glue_tf import model as model_lib
-    from glue_tf.config import TrainConfig
     from glue_tf.data.sources import TsvSource
-    from glue_tf.tasks import get_task
 
-    task = get_task(task_name)
-    cfg = TrainConfig(
-        backbone=backbone, epochs=1, batch_size=BATCH_SIZE, learning_rate=learning_rate,
-        max_seq_length=max_length, jit_compile=jit_compile,
-    ).for_task(task)
-    policy, _ = precision.resolve(cfg.precision)
+    task_model = recipe(backbone, task_name, epochs=1, learning_rate=learning_rate, max_seq_length=max_length,
+                        jit_compile=jit_compile)
+    task, cfg = task_model.task, task_model.config
+    policy, _ = precision.resolve(cfg.precision, precision.Machine.detect())
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(cfg.seed)
     strategy, _ = distribute.select_strategy()
-    backbone_model, preprocessor = backbones.load(cfg.backbone, cfg.max_seq_length)
-    model = model_lib.build(backbone_model, task, cfg.dropout)
+    backbone_model, preprocessor = task_model.load_backbone()
     encoded = features.encode(TsvSource(glue_dir).load(task, "train"), task, preprocessor)
+    model = task_model.build(task_model.total_steps(len(encoded)), loaded=(backbone_model, preprocessor)).model
     datasets, _, _ = features.train_datasets(encoded, cfg, strategy, 0, 0, model_lib.input_names(model))
-    optimizer = optimization.make_optimizer(
-        cfg.learning_rate, features.steps_per_epoch(len(encoded), cfg.batch_size, False),
-        cfg.warmup_fraction, cfg.weight_decay, cfg.clip_norm,
-    )
-    model.compile(optimizer=optimizer, loss=model_lib.loss_for(task), jit_compile=cfg.jit_compile)
     clock, callback = _keras_clock()
     model.fit(datasets[0], epochs=1, steps_per_epoch=warmup + steps, callbacks=[callback], verbose=0, shuffle=False)
     # The same batch plan train_datasets drew, to count the timed steps' tokens.
-    plan = features.batch_plan(encoded.lengths, cfg.batch_size, seed=cfg.seed * 1000)[warmup : warmup + steps]
+    plan = features.epoch_plan(encoded.lengths, cfg, epoch=0)[warmup : warmup + steps]
     multiple = features.XLA_WIDTH_MULTIPLE if jit_compile else 1
     real = sum(int(encoded.lengths[b].sum()) for b in plan)
     computed = sum(features.bucket_width(int(encoded.lengths[b].max()), multiple, max_length) * b.size for b in plan)
@@ -127,16 +118,16 @@ def train_keras_hub(glue_dir, task_name, backbone, steps, warmup, learning_rate,
     import tensorflow as tf
 
     task, examples = _examples(glue_dir, task_name, "train")
-    keras.utils.set_random_seed(42)
+    keras.utils.set_random_seed(SEED)
     kwargs = {"sequence_length": sequence_length} if sequence_length else {}
     preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(backbone, **kwargs)
     classifier = keras_hub.models.TextClassifier.from_preset(
         backbone, num_classes=task.num_outputs, preprocessor=preprocessor
     )
-    order = np.random.default_rng(42).permutation(len(examples))[: (warmup + steps) * BATCH_SIZE]
+    order = np.random.default_rng(SEED).permutation(len(examples))[: (warmup + steps) * TRAIN_BATCH]
     texts = tuple(tf.constant([examples[i][f] for i in order]) for f in task.text_features)
     labels = tf.constant([examples[i]["label"] for i in order])
-    dataset = tf.data.Dataset.from_tensor_slices((texts if len(texts) > 1 else texts[0], labels)).batch(BATCH_SIZE)
+    dataset = tf.data.Dataset.from_tensor_slices((texts if len(texts) > 1 else texts[0], labels)).batch(TRAIN_BATCH)
     loss = keras.losses.MeanSquaredError() if task.is_regression else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     classifier.compile(optimizer=keras.optimizers.AdamW(learning_rate), loss=loss)  # Keras' default jit_compile
     clock, callback = _keras_clock()
@@ -153,7 +144,7 @@ def _hf_model(backbone, task):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    torch.manual_seed(42)
+    torch.manual_seed(SEED)
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     model = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=task.num_outputs)
     return tokenizer, model
@@ -166,8 +157,6 @@ def _hf_encode(tokenizer, task, examples, max_length, pad):
 
 def _hf_trainer_precision(precision: str) -> tuple[str, dict]:
     """``precision`` ("best": bf16 where the CPU has bf16 units, as ``infer_hf``) and ``TrainingArguments``' switch for it."""
-    from hf_predict import best_precision
-
     precision = best_precision()[0] if precision == "best" else precision
     return precision, {"bf16": precision == "bfloat16"}  # the Trainer's CPU bf16 autocast
 
@@ -200,9 +189,9 @@ def train_hf(glue_dir, task_name, backbone, steps, warmup, learning_rate, max_le
 
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=BATCH_SIZE, learning_rate=learning_rate,
+            output_dir=out, per_device_train_batch_size=TRAIN_BATCH, learning_rate=learning_rate,
             max_steps=warmup + steps, lr_scheduler_type="linear", warmup_steps=0.1, weight_decay=0.0,
-            max_grad_norm=1.0, logging_strategy="no", save_strategy="no", report_to=[], seed=42,
+            max_grad_norm=1.0, logging_strategy="no", save_strategy="no", report_to=[], seed=SEED,
             use_cpu=True, disable_tqdm=True, dataloader_num_workers=0, **autocast,
         )
         Trainer(model=model, args=args, train_dataset=rows, data_collator=counting_collator, callbacks=[Clock()]).train()
@@ -225,15 +214,16 @@ def infer_glue_tf(glue_dir, task_name, backbone, max_length, sort_by_length=Fals
     import numpy as np
     import tensorflow as tf
 
-    from glue_tf import backbones, export
-    from glue_tf import model as model_lib
+    from glue_tf import export
+    from glue_tf.exports import saved_model
 
     task, examples = _examples(glue_dir, task_name, task_dev_split(task_name))
-    backbone_model, preprocessor = backbones.load(backbone, max_length)
-    model = model_lib.build(backbone_model, task)
+    task_model = recipe(backbone, task_name, max_seq_length=max_length)
+    backbone_model, preprocessor = task_model.load_backbone()
+    model = task_model.head(backbone_model)
     with tempfile.TemporaryDirectory() as out:
         version = export.export(model, preprocessor, task, out, metadata={})
-        signature, _ = export.load(version)
+        signature, _ = saved_model.load(version)
         order = np.arange(len(examples))
         if sort_by_length:  # what `glue-tf evaluate` and `predict` do
             order = np.argsort([sum(len(e[f]) for f in task.text_features) for e in examples], kind="stable")
@@ -251,11 +241,10 @@ def infer_glue_tf(glue_dir, task_name, backbone, max_length, sort_by_length=Fals
 
 def infer_hf(glue_dir, task_name, backbone, max_length, pad_to_max_length=False, precision="best"):
     """Hugging Face under ``torch.inference_mode``; ``precision`` "best": bf16 autocast where the CPU has bf16
-    units (``bench/hf_predict.py``'s rule), float32 elsewhere."""
+    units (``bench.hf_predict``'s rule), float32 elsewhere."""
     import contextlib
 
     import torch
-    from hf_predict import best_precision
 
     task, examples = _examples(glue_dir, task_name, task_dev_split(task_name))
     tokenizer, model = _hf_model(backbone, task)
@@ -281,15 +270,16 @@ def infer_hf(glue_dir, task_name, backbone, max_length, pad_to_max_length=False,
 def _export_for(glue_dir, task, backbone, max_length, model_dir, out):
     """The task's newest export under ``model_dir``; else one written to ``out`` from the backbone (a fresh
     head) with its signatures measured on the dev split, as ``glue-tf train`` exports."""
-    from glue_tf import backbones, export
-    from glue_tf import model as model_lib
+    from glue_tf import export
+    from glue_tf.exports import store
 
-    found = export.latest(model_dir, task.name) if model_dir else None
+    found = store.latest(model_dir, task.name) if model_dir else None
     if found is not None:
         return found
-    backbone_model, preprocessor = backbones.load(backbone, max_length)
+    task_model = recipe(backbone, task.name, max_seq_length=max_length)
+    backbone_model, preprocessor = task_model.load_backbone()
     dev = _examples(glue_dir, task.name, task_dev_split(task.name))[1]
-    return export.export(model_lib.build(backbone_model, task), preprocessor, task, out, metadata={}, dev_examples=dev)
+    return export.export(task_model.head(backbone_model), preprocessor, task, out, metadata={}, dev_examples=dev)
 
 
 def _computed_tokens(lengths, call_rows: int, signature_name: str, max_seq_length: int) -> int:
@@ -297,11 +287,11 @@ def _computed_tokens(lengths, call_rows: int, signature_name: str, max_seq_lengt
 
     ``serving_default`` pads each call to its longest row; the compiled
     signature sorts a call by token length and pads each grid sub-batch to
-    its grid shape (``glue_tf.signatures``), padding rows included.
+    its grid shape (``glue_tf.exports.signatures``), padding rows included.
     """
     import numpy as np
 
-    from glue_tf import signatures
+    from glue_tf.exports import signatures
 
     total = 0
     for start in range(0, len(lengths), call_rows):
@@ -326,14 +316,16 @@ def infer_glue_tf_signature(glue_dir, task_name, backbone, max_length, model_dir
     import numpy as np
     import tensorflow as tf
 
-    from glue_tf import backbones, signatures
-    from glue_tf.inference import ExportPredictor, rows_per_call
+    from glue_tf import backbones
+    from glue_tf.exports import signatures
+    from glue_tf.exports.predictor import ExportPredictor, rows_per_call
+    from glue_tf.precision import Machine
 
     task, examples = _examples(glue_dir, task_name, task_dev_split(task_name))
     with tempfile.TemporaryDirectory() as out:
         path = _export_for(glue_dir, task, backbone, max_length, model_dir, out)
         started = time.perf_counter()
-        predictor = ExportPredictor(path, INFERENCE_BATCH, "auto")
+        predictor = ExportPredictor(path, Machine.detect(), INFERENCE_BATCH, "auto")
         if signature == signatures.DEFAULT:
             predictor.signature_name, predictor.reason = signatures.DEFAULT, "forced by the benchmark"
             predictor.signature = predictor.signatures[signatures.DEFAULT]
@@ -411,10 +403,10 @@ def finetune_hf(glue_dir, task_name, backbone, epochs, learning_rate, max_length
 
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=BATCH_SIZE, per_device_eval_batch_size=INFERENCE_BATCH,
+            output_dir=out, per_device_train_batch_size=TRAIN_BATCH, per_device_eval_batch_size=INFERENCE_BATCH,
             learning_rate=learning_rate, num_train_epochs=epochs, lr_scheduler_type="linear", warmup_steps=0.1,
             weight_decay=0.0, max_grad_norm=1.0, logging_strategy="no", save_strategy="no", report_to=[],
-            seed=42, use_cpu=True, disable_tqdm=True, **autocast,
+            seed=SEED, use_cpu=True, disable_tqdm=True, **autocast,
         )
         trainer = Trainer(model=model, args=args, train_dataset=rows(train), data_collator=DataCollatorWithPadding(tokenizer))
         trainer.train()

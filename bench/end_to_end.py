@@ -1,6 +1,6 @@
 """Wall clock to fine-tune and score several GLUE tasks, glue-tf against Hugging Face's trainer.
 
-    python bench/end_to_end.py --glue-dir ../shared/glue_data --tasks cola,sst2,mrpc,stsb,rte,wnli
+    python -m bench.end_to_end --glue-dir ../shared/glue_data --tasks cola,sst2,mrpc,stsb,rte,wnli
 
 glue-tf runs as users run it (``glue-tf train-all``: tokenize, train, evaluate
 every epoch, export, predict the test split); Hugging Face's ``Trainer`` runs
@@ -21,11 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path[:0] = [str(HERE), str(ROOT)]
-
-from speed import machine, run_contender  # noqa: E402
+from bench.common import BACKBONE, GLUE_DIR, REPO, append_json_lines, machine
+from bench.hf_predict import best_precision
+from bench.speed import run_contender
 
 
 def run_glue_tf(args, tasks: list[str], out: Path) -> dict:
@@ -36,7 +34,7 @@ def run_glue_tf(args, tasks: list[str], out: Path) -> dict:
     if args.max_train_examples:
         command += ["--max-train-examples", str(args.max_train_examples)]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     wall = time.perf_counter() - started
     if done.returncode:
         return {"error": done.stderr.strip().splitlines()[-3:]}
@@ -68,15 +66,13 @@ def run_hf(args, tasks: list[str], precision: str) -> dict:
 def _hf_precisions(requested: str) -> list[str]:
     if requested != "auto":
         return requested.split(",")
-    from hf_predict import best_precision
-
     return ["best", "float32"] if best_precision()[0] == "bfloat16" else ["best"]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--glue-dir", default="../shared/glue_data")
-    parser.add_argument("--backbone", default=str(ROOT / "models/pretrained/all-minilm-l6-v2"))
+    parser.add_argument("--glue-dir", default=GLUE_DIR)
+    parser.add_argument("--backbone", default=BACKBONE)
     parser.add_argument("--tasks", default="cola,sst2,mrpc,stsb,rte,wnli")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--max-length", type=int, default=128)
@@ -94,11 +90,8 @@ def main(argv=None) -> int:
         ours = {"contender": "glue-tf", **run_glue_tf(args, tasks, Path(out))}
     print(json.dumps(ours), flush=True)
     records = [ours] + [run_hf(args, tasks, precision) for precision in _hf_precisions(args.hf_precisions)]
-    if args.json_out:
-        with open(args.json_out, "a", encoding="utf-8") as sink:
-            for record in records:
-                sink.write(json.dumps({"kind": "end_to_end", **record, "epochs": args.epochs,
-                                       "max_train_examples": args.max_train_examples, "machine": here}) + "\n")
+    append_json_lines(args.json_out, [{"kind": "end_to_end", **record, "epochs": args.epochs,
+                                       "max_train_examples": args.max_train_examples} for record in records], here)
     for theirs in records[1:]:
         if "wall_seconds" in ours and theirs["wall_seconds"]:
             print(f"wall: glue-tf {ours['wall_seconds']:.0f} s, Hugging Face ({theirs['precision']}) "

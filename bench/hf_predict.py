@@ -1,6 +1,6 @@
 """Hugging Face's answer to ``glue-tf predict``: a TSV of texts in, a TSV of predictions out.
 
-The contender ``bench/predict_speed.py`` times as a whole process (start-up
+The contender ``bench.predict_speed`` times as a whole process (start-up
 included), the way a user would write it with transformers: the checkpoint
 folder loaded with ``AutoModelForSequenceClassification`` (a fresh classifier
 head: speed is what is compared, not answers), dynamic padding (each batch
@@ -9,7 +9,7 @@ padded to its own longest text), batches of 64 in file order, under
 autocast where the CPU has bf16 units (``glue_tf.precision``'s reading of
 ``/proc/cpuinfo``, the one test of bf16 hardware), float32 elsewhere.
 
-    python bench/hf_predict.py --backbone models/pretrained/all-minilm-l6-v2 \
+    python -m bench.hf_predict --backbone models/pretrained/all-minilm-l6-v2 \
         --input sentences.tsv --output predictions.tsv [--fields sentence] [--precision best]
 """
 
@@ -20,14 +20,14 @@ import contextlib
 import csv
 import sys
 
-BATCH = 64
+from bench.common import INFERENCE_BATCH, SEED
 
 
 def best_precision() -> tuple[str, str]:
     """``("bfloat16" | "float32", why)``: bf16 autocast only where this CPU has bf16 units."""
     from glue_tf import precision
 
-    units, why = precision.bf16_support(gpus=[])  # the CPU's flags; this contender runs on the CPU
+    units, why = precision.bf16_support(precision.Machine.from_cpu())  # the CPU's flags; this contender runs on the CPU
     return ("bfloat16" if units else "float32"), why
 
 
@@ -42,15 +42,15 @@ def predict(backbone: str, columns: dict[str, list[str]], precision: str, max_le
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    torch.manual_seed(42)
+    torch.manual_seed(SEED)
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     model = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=2).eval()
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bfloat16" else contextlib.nullcontext()
     size = len(next(iter(columns.values())))
     labels, probabilities = [], []
     with torch.inference_mode(), autocast:
-        for start in range(0, size, BATCH):
-            texts = [column[start : start + BATCH] for column in columns.values()]
+        for start in range(0, size, INFERENCE_BATCH):
+            texts = [column[start : start + INFERENCE_BATCH] for column in columns.values()]
             inputs = tokenizer(*texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
             probs = torch.softmax(model(**inputs).logits.float(), dim=-1)
             labels.extend(probs.argmax(dim=-1).tolist())
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
         out.write("label_id\tprobabilities\n")
         for label, probs in zip(labels, probabilities):
             out.write(f"{label}\t{','.join(f'{p:.6f}' for p in probs)}\n")
-    # The last line, which bench/predict_speed.py reads: the precision first.
+    # The last line, which bench.predict_speed reads: the precision first.
     print(f"hf_predict: {precision} ({why}); {len(labels)} rows -> {args.output}", file=sys.stderr)
     return 0
 

@@ -1,7 +1,7 @@
 """A bounded load test of the service: correctness, errors, hostile input, memory, and a worker killed mid-load.
 
-    python bench/load_test.py --model-dir RUN --glue-dir ../shared/glue_data --requests 20000 --clients 32
-    python bench/load_test.py --model-dir RUN --requests 3000 --clients 32 --hostile-fraction 0.33
+    python -m bench.load_test --model-dir RUN --glue-dir ../shared/glue_data --requests 20000 --clients 32
+    python -m bench.load_test --model-dir RUN --requests 3000 --clients 32 --hostile-fraction 0.33
 
 Starts gunicorn (``serving/gunicorn.conf.py``, several workers) on a loopback port
 over a run's exports and sends ``--requests`` requests from ``--clients``
@@ -19,7 +19,10 @@ With ``--hostile-fraction F`` that fraction of requests is hostile, drawn from
 ``HOSTILE_KINDS`` and sent as raw bytes: broken or truncated JSON, lone UTF-16
 surrogates, wrong types, missing or extra fields, too many instances, texts and
 bodies over the limits (set low here, so they are cheap), unknown tasks, empty
-bodies, invalid UTF-8 in ``{"b64": ...}`` and an unknown ``signature_name``.
+bodies, invalid UTF-8 or loose padding in ``{"b64": ...}``, an unknown ``signature_name``,
+JSON nested past ``GLUE_TF_MAX_JSON_DEPTH``, a loose ``/jobs?limit=`` number, and
+chunked bodies (sent on a connection of their own) with a malformed or huge chunk
+size or over the body limit in all.
 Each must get a 4xx with a JSON error body (``/predict``: ``{"error": {"code",
 "message"}}``; ``/v1``: TF Serving's ``{"error": "<message>"}``), and no request
 of the run may get a 5xx or a dropped connection: a refusal that says keep-alive
@@ -34,11 +37,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import http.client
 import json
 import os
 import random
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -46,14 +51,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
-
-from support.server import Server  # noqa: E402
-from support.tiny import SENTENCES  # noqa: E402
-
-from glue_tf import export  # noqa: E402
-from glue_tf.tasks import TASKS  # noqa: E402
+from glue_tf.exports import saved_model, store
+from glue_tf.tasks import TASKS
+from tests.support.server import Server
+from tests.support.tiny import SENTENCES
 
 TOLERANCE = 1e-4
 # The server's limits for the run: low, so that the hostile requests over them are cheap to send.
@@ -82,17 +83,23 @@ HOSTILE_KINDS = [
     "invalid_json", "truncated_json", "lone_surrogate", "surrogate_in_long_text", "text_is_number",
     "instances_not_list", "body_is_list", "body_is_null", "missing_field", "extra_field", "missing_instances",
     "too_many_instances", "text_too_long", "body_too_large", "unknown_task", "empty_body",
-    "non_json_content_type",
+    "non_json_content_type", "deep_json", "bad_query_number", "bad_chunk_size", "huge_chunk_size",
+    "chunked_over_limit",
 ]
-V1_ONLY_KINDS = ["b64_invalid_utf8", "unknown_signature_name"]
+V1_ONLY_KINDS = ["b64_invalid_utf8", "b64_loose_padding", "unknown_signature_name"]
+FRAMED_KINDS = {"bad_chunk_size", "huge_chunk_size", "chunked_over_limit"}
+MALFORMED_KINDS = {"invalid_json", "truncated_json", "lone_surrogate", "surrogate_in_long_text", "text_is_number",
+                   "instances_not_list", "body_is_list", "body_is_null"}
 VALID_KINDS = {"non_json_content_type"}
 NON_JSON_TYPES = ["text/plain", "application/x-www-form-urlencoded", None]  # None: no Content-Type at all
 
 
 def rss_mib(pid: int) -> float | None:
+    """A worker's anonymous resident memory (RssAnon): what it allocated itself. VmRSS adds the pages of the
+    shared libraries it has touched, shared between workers and growing as new kernels first run."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith("RssAnon:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         return None
@@ -119,10 +126,10 @@ def expected_outputs(model_dir: Path, glue_dir: str | None, per_task: int) -> di
 
         source = TsvSource(glue_dir)
     for name, task in TASKS.items():
-        path = export.latest(model_dir, name)
+        path = store.latest(model_dir, name)
         if path is None or task.model_task:
             continue
-        signature, _ = export.load(path)
+        signature, _ = saved_model.load(path)
         if source is not None:
             examples = source.examples(task, task.dev_splits[0])[: 2 * per_task]
             instances = [{f: e[f] for f in task.text_features} for e in examples]
@@ -197,14 +204,52 @@ def _with_raw(instance: dict, field: str, raw_json_value: str) -> bytes:
     return text.replace(json.dumps(marker), raw_json_value).encode("ascii")
 
 
-def hostile_request(rng, kind: str, endpoint: str, name: str, pools):
-    """``(path, body bytes, headers, picked)`` for one hostile kind; ``picked`` only for the valid kind."""
+def chunked(body: bytes, pieces: int, size_line: bytes | None = None) -> bytes:
+    """``body`` framed in ``pieces`` chunks; ``size_line`` replaces the first chunk's size (a lie)."""
+    step = max(1, -(-len(body) // pieces))
+    parts = [body[i : i + step] for i in range(0, len(body), step)]
+    lines = [b"%x" % len(part) for part in parts]
+    if size_line is not None:
+        lines[0] = size_line
+    return b"".join(line + b"\r\n" + part + b"\r\n" for line, part in zip(lines, parts)) + b"0\r\n\r\n"
+
+
+def framed_request(rng, kind: str, path: str, one: dict) -> Request:
+    """A chunked body whose framing is wrong: a malformed or huge chunk size, or too many bytes in all."""
+    body = json.dumps({"instances": [one]}).encode()
+    if kind == "bad_chunk_size":
+        framed = chunked(body, 2, rng.choice([b"zz", b"-5", b"0x10", b"1;\x01"]))
+    elif kind == "huge_chunk_size":
+        framed = chunked(body, 1, rng.choice([b"ffffffffffffffffffff", b"%x" % (MAX_BODY_BYTES + 1)]))
+    else:
+        framed = chunked(body[:-1] + b" " * (MAX_BODY_BYTES + 1) + b"}", 8)
+    headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+    return Request("POST", path, framed, headers, framed=True)
+
+
+def hostile_request(rng, kind: str, endpoint: str, name: str, pools) -> Request:
+    """One hostile request of ``kind``; ``picked`` only for the valid kind."""
     task, instances, _ = pools[name]
-    fields = task.text_features
     one = dict(rng.choice(instances))
     path = path_for(endpoint, name)
-    headers = {"Content-Type": "application/json"}
-    picked = None
+    if kind in FRAMED_KINDS:
+        return framed_request(rng, kind, path, one)
+    if kind == "bad_query_number":
+        limit = rng.choice(["%C2%B2", "%D9%A3", "1e3", "-1", "0", "1001", "9" * 30, "0x10", ""])
+        return Request("GET", f"/jobs?limit={limit}", b"", {})
+    if kind == "non_json_content_type":
+        path, body, picked = valid_request(rng, endpoint, name, pools)
+        content_type = rng.choice(NON_JSON_TYPES)
+        return Request("POST", path, body, {"Content-Type": content_type} if content_type else {}, picked)
+    if kind == "unknown_task":
+        path = path_for(endpoint, rng.choice(["not_a_task", "CoLA", "glue", "cola2"]))
+    maker = malformed_body if kind in MALFORMED_KINDS else wrong_body
+    return Request("POST", path, maker(rng, kind, task, instances, one), {"Content-Type": "application/json"})
+
+
+def malformed_body(rng, kind: str, task, instances: list, one: dict) -> bytes:
+    """Bodies that are not the JSON a route takes: broken, truncated, mistyped, surrogates."""
+    fields = task.text_features
     if kind == "invalid_json":
         body = rng.choice([b"{instances: [nope]}", b'{"instances": [{"sentence": "a",}]}', b"\xff\xfe{}", b"NaN{"])
     elif kind == "truncated_json":
@@ -226,7 +271,15 @@ def hostile_request(rng, kind: str, endpoint: str, name: str, pools):
         body = rng.choice([b"[]", json.dumps([one]).encode()])
     elif kind == "body_is_null":
         body = rng.choice([b"null", b"5", b'"instances"', b"true"])
-    elif kind == "missing_field":
+    else:
+        raise ValueError(kind)
+    return body
+
+
+def wrong_body(rng, kind: str, task, instances: list, one: dict) -> bytes:
+    """Well-formed JSON that is wrong for the route: fields, limits, depth, encodings, names."""
+    fields = task.text_features
+    if kind == "missing_field":
         row = {k: v for k, v in one.items() if k != fields[-1]}
         if not row:
             row = {"text": one[fields[0]]}
@@ -246,14 +299,16 @@ def hostile_request(rng, kind: str, endpoint: str, name: str, pools):
         body = json.dumps({"instances": [{f: text for f in fields}] * 8}).encode()
         body += b" " * max(0, MAX_BODY_BYTES + 1024 - len(body))
     elif kind == "unknown_task":
-        path = path_for(endpoint, rng.choice(["not_a_task", "CoLA", "glue", "cola2"]))
         body = json.dumps({"instances": [one]}).encode()
+    elif kind == "deep_json":
+        depth = rng.choice([40, 257, 300, 990, 5000])
+        body = b'{"instances": ' + b"[" * depth + b"]" * depth + b"}"
+    elif kind == "b64_loose_padding":
+        text = base64.b64encode(one[fields[0]].encode("utf-8")).decode("ascii")  # canonical, then loosened
+        loose = text + rng.choice(["=", "==", "\n", " "])
+        body = json.dumps({"instances": [{**one, fields[0]: {"b64": loose}}]}).encode()
     elif kind == "empty_body":
         body = b""
-    elif kind == "non_json_content_type":
-        path, body, picked = valid_request(rng, endpoint, name, pools)
-        content_type = rng.choice(NON_JSON_TYPES)
-        headers = {"Content-Type": content_type} if content_type else {}
     elif kind == "b64_invalid_utf8":
         bad = rng.choice(["//79", "wyg=", "gA==", "7aCA"])  # ff fe fd; c3 28; 80; ed a0 80 (a surrogate in UTF-8)
         body = json.dumps({"instances": [{**one, fields[0]: {"b64": bad}}]}).encode()
@@ -262,183 +317,249 @@ def hostile_request(rng, kind: str, endpoint: str, name: str, pools):
         body = json.dumps({"signature_name": signature_name, "instances": [one]}).encode()
     else:
         raise ValueError(kind)
-    return path, body, headers, picked
+    return body
 
 
-def run(args) -> dict:
-    pools = expected_outputs(Path(args.model_dir), args.glue_dir, args.pool)
-    state = Path(tempfile.mkdtemp(prefix="glue-tf-load-"))
-    server = Server(args.model_dir, state / "state", workers=args.workers, GLUE_TF_THREADS=args.threads,
-                    GLUE_TF_REQUEST_LOG="0", **LIMITS_ENV).wait_until_up()
-    counts = {"ok": 0, "http_5xx": 0, "http_4xx": 0, "connection_errors": 0, "mismatches": 0,
-              "valid_refused": 0, "hostile": 0, "hostile_refused": 0, "hostile_not_4xx": 0,
-              "hostile_bad_error_body": 0, "connection_errors_after_a_refusal": 0}
-    by_endpoint = {e: defaultdict(int) for e in (PREDICT, V1)}
-    hostile = {}  # kind -> {"sent", "status": {code: n}, "bad_error_body"}
-    examples = defaultdict(list)  # a few failing requests, to show in the summary
-    failures_after_kill = []
-    lock = threading.Lock()
-    remaining = [args.requests]
-    killed = {}
-    started = time.monotonic()
-    rss_start, rss_half = {}, {}
+class LoadRun:
+    """One run's shared state: the requests left to send, and what the clients saw, under one lock."""
 
-    def take() -> bool:
-        with lock:
-            if remaining[0] <= 0:
+    def __init__(self, args, pools: dict, server):
+        self.args, self.pools, self.server = args, pools, server
+        self.counts = {"ok": 0, "http_5xx": 0, "http_4xx": 0, "connection_errors": 0, "mismatches": 0,
+                       "valid_refused": 0, "hostile": 0, "hostile_refused": 0, "hostile_not_4xx": 0,
+                       "hostile_bad_error_body": 0, "connection_errors_after_a_refusal": 0}
+        self.by_endpoint = {e: defaultdict(int) for e in (PREDICT, V1)}
+        self.hostile = {}  # kind -> {"sent", "status": {code: n}, "bad_error_body"}
+        self.examples = defaultdict(list)  # a few failing requests, to show in the summary
+        self.failures_after_kill = []
+        self.lock = threading.Lock()
+        self.remaining = args.requests
+        self.killed = {}
+        self.rss_start, self.rss_half = {}, {}
+        chosen = args.hostile_kinds or HOSTILE_KINDS + V1_ONLY_KINDS
+        self.kinds = {PREDICT: [k for k in chosen if k not in V1_ONLY_KINDS], V1: list(chosen)}
+
+    def take(self) -> bool:
+        with self.lock:
+            if self.remaining <= 0:
                 return False
-            remaining[0] -= 1
+            self.remaining -= 1
             return True
 
-    def note(what, endpoint, path, body, status, payload):
-        if len(examples[what]) < 3:
-            examples[what].append({"endpoint": endpoint, "path": path, "body": body[:200].decode("ascii", "replace"),
-                                   "status": status, "answer": payload[:300].decode("utf-8", "replace")})
+    def note(self, what, endpoint, path, body, status, payload):
+        if len(self.examples[what]) < 3:
+            self.examples[what].append({"endpoint": endpoint, "path": path, "status": status,
+                                        "body": body[:200].decode("ascii", "replace"),
+                                        "answer": payload[:300].decode("utf-8", "replace")})
 
-    chosen = args.hostile_kinds or HOSTILE_KINDS + V1_ONLY_KINDS
-    kinds = {PREDICT: [k for k in chosen if k not in V1_ONLY_KINDS], V1: list(chosen)}
+    def draw(self, rng):
+        """``(endpoint, kind, task name, request)``; kind None for a valid request."""
+        name = rng.choice(sorted(self.pools))
+        endpoint = V1 if rng.random() < self.args.v1_fraction else PREDICT
+        if rng.random() < self.args.hostile_fraction:
+            if not self.kinds[PREDICT]:
+                endpoint = V1  # only /v1 kinds chosen
+            kind = rng.choice(self.kinds[endpoint])
+            return endpoint, kind, name, hostile_request(rng, kind, endpoint, name, self.pools)
+        path, body, picked = valid_request(rng, endpoint, name, self.pools)
+        return endpoint, None, name, Request("POST", path, body, {"Content-Type": "application/json"}, picked)
 
-    def client(seed):
-        rng = random.Random(args.seed * 100_003 + seed)
+    def client(self, seed):
+        rng = random.Random(self.args.seed * 100_003 + seed)
         conn = None
         previous = None  # the last request answered on this connection, to explain a connection error
-        while take():
-            name = rng.choice(sorted(pools))
-            task, _, answers = pools[name]
-            endpoint = V1 if rng.random() < args.v1_fraction else PREDICT
-            kind = None
-            if rng.random() < args.hostile_fraction:
-                if not kinds[PREDICT]:
-                    endpoint = V1  # only /v1 kinds chosen
-                kind = rng.choice(kinds[endpoint])
-                path, body, headers, picked = hostile_request(rng, kind, endpoint, name, pools)
-            else:
-                path, body, picked = valid_request(rng, endpoint, name, pools)
-                headers = {"Content-Type": "application/json"}
-            valid = kind is None or kind in VALID_KINDS
+        while self.take():
+            endpoint, kind, name, sent = self.draw(rng)
             try:
-                conn = conn or http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
-                conn.request("POST", path, body, headers)
-                response = conn.getresponse()
-                payload = response.read()
-                content_type = response.getheader("Content-Type", "")
+                if sent.framed:  # its own connection: the body's framing is the hostile part
+                    answer = send_framed(self.server.port, sent)
+                else:
+                    conn = conn or http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=120)
+                    answer = send(conn, sent)
             except (OSError, http.client.HTTPException) as error:
-                with lock:
-                    counts["connection_errors"] += 1
-                    by_endpoint[endpoint][f"{'hostile' if kind else 'valid'} connection error"] += 1
-                    if kind is not None:
-                        counts["hostile"] += 1
-                        tally = hostile.setdefault(kind, {"sent": 0, "status": defaultdict(int), "bad_error_body": 0})
-                        tally["sent"] += 1
-                        tally["status"]["connection error"] += 1
-                    if previous and previous[1] >= 400 and not previous[2]:
-                        # The refusal said keep-alive, then the server dropped the connection.
-                        counts["connection_errors_after_a_refusal"] += 1
-                    if len(examples["connection error"]) < 5:
-                        examples["connection error"].append({
-                            "error": repr(error), "kind": kind or "valid", "path": path,
-                            "previous on this connection":
-                                f"{previous[0]} -> {previous[1]}{' (Connection: close)' if previous[2] else ''}"
-                                if previous else "none (new connection)"})
-                    if killed:
-                        failures_after_kill.append(time.monotonic() - killed["at"])
+                self.connection_error(endpoint, kind, sent.path, previous, error)
                 if conn is not None:
                     conn.close()
                 conn, previous = None, None  # reconnect; the kill (or the server) closed this one
                 continue
-            previous = (kind or "valid", response.status, response.will_close)
-            status = response.status
-            with lock:
-                by_endpoint[endpoint][f"{'hostile' if kind else 'valid'} {status}"] += 1
-                if status >= 500:
-                    counts["http_5xx"] += 1
-                    note("5xx", endpoint, path, body, status, payload)
-                elif status >= 400:
-                    counts["http_4xx"] += 1
-                if kind is not None:
-                    counts["hostile"] += 1
-                    tally = hostile.setdefault(kind, {"sent": 0, "status": defaultdict(int), "bad_error_body": 0})
-                    tally["sent"] += 1
-                    tally["status"][str(status)] += 1
-                if not valid:
-                    if 400 <= status < 500:
-                        counts["hostile_refused"] += 1
-                        if not good_error_body(endpoint, content_type, payload):
-                            counts["hostile_bad_error_body"] += 1
-                            tally["bad_error_body"] += 1
-                            note(f"bad error body: {kind}", endpoint, path, body, status, payload)
-                    else:
-                        counts["hostile_not_4xx"] += 1
-                        note(f"hostile not refused: {kind}", endpoint, path, body, status, payload)
-                    continue
-                if status >= 400:
-                    counts["valid_refused"] += 1
-                    note(f"valid refused: {kind or 'valid'}", endpoint, path, body, status, payload)
-                    continue
-                try:
-                    predictions = json.loads(payload)["predictions"]
-                except (ValueError, KeyError, TypeError):
-                    predictions = []
-                bad = sum(not matches(task, got, answers[i]) for got, i in zip(predictions, picked))
-                bad += abs(len(predictions) - len(picked))
-                if bad:
-                    note("mismatch", endpoint, path, body, status, payload)
-                counts["mismatches"] += bad
-                counts["ok"] += 1
+            if not sent.framed:
+                previous = (kind or "valid", answer.status, answer.will_close)
+            self.answered(endpoint, kind, name, sent, answer)
 
-    def warm_up_then_watch():
+    def connection_error(self, endpoint, kind, path, previous, error) -> None:
+        with self.lock:
+            self.counts["connection_errors"] += 1
+            self.by_endpoint[endpoint][f"{'hostile' if kind else 'valid'} connection error"] += 1
+            if kind is not None:
+                self.counts["hostile"] += 1
+                self._tally(kind)["status"]["connection error"] += 1
+            if previous and previous[1] >= 400 and not previous[2]:
+                # The refusal said keep-alive, then the server dropped the connection.
+                self.counts["connection_errors_after_a_refusal"] += 1
+            if len(self.examples["connection error"]) < 5:
+                self.examples["connection error"].append({
+                    "error": repr(error), "kind": kind or "valid", "path": path,
+                    "previous on this connection":
+                        f"{previous[0]} -> {previous[1]}{' (Connection: close)' if previous[2] else ''}"
+                        if previous else "none (new connection)"})
+            if self.killed:
+                self.failures_after_kill.append(time.monotonic() - self.killed["at"])
+
+    def _tally(self, kind: str) -> dict:
+        tally = self.hostile.setdefault(kind, {"sent": 0, "status": defaultdict(int), "bad_error_body": 0})
+        tally["sent"] += 1
+        return tally
+
+    def answered(self, endpoint, kind, name, sent, answer) -> None:
+        status = answer.status
+        with self.lock:
+            self.by_endpoint[endpoint][f"{'hostile' if kind else 'valid'} {status}"] += 1
+            if status >= 500:
+                self.counts["http_5xx"] += 1
+                self.note("5xx", endpoint, sent.path, sent.body, status, answer.payload)
+            elif status >= 400:
+                self.counts["http_4xx"] += 1
+            if kind is not None:
+                self.counts["hostile"] += 1
+                self._tally(kind)["status"][str(status)] += 1
+            if kind is not None and kind not in VALID_KINDS:
+                self._refusal(endpoint, kind, sent, answer)
+            elif status >= 400:
+                self.counts["valid_refused"] += 1
+                self.note(f"valid refused: {kind or 'valid'}", endpoint, sent.path, sent.body, status, answer.payload)
+            else:
+                self._prediction(endpoint, name, sent, answer)
+
+    def _refusal(self, endpoint, kind, sent, answer) -> None:
+        if not 400 <= answer.status < 500:
+            self.counts["hostile_not_4xx"] += 1
+            self.note(f"hostile not refused: {kind}", endpoint, sent.path, sent.body, answer.status, answer.payload)
+            return
+        self.counts["hostile_refused"] += 1
+        shape = V1 if sent.path.startswith(V1) else PREDICT
+        if not good_error_body(shape, answer.content_type, answer.payload):
+            self.counts["hostile_bad_error_body"] += 1
+            self.hostile[kind]["bad_error_body"] += 1
+            self.note(f"bad error body: {kind}", endpoint, sent.path, sent.body, answer.status, answer.payload)
+
+    def _prediction(self, endpoint, name, sent, answer) -> None:
+        task, _, answers = self.pools[name]
+        try:
+            predictions = json.loads(answer.payload)["predictions"]
+        except (ValueError, KeyError, TypeError):
+            predictions = []
+        bad = sum(not matches(task, got, answers[i]) for got, i in zip(predictions, sent.picked))
+        bad += abs(len(predictions) - len(sent.picked))
+        if bad:
+            self.note("mismatch", endpoint, sent.path, sent.body, answer.status, answer.payload)
+        self.counts["mismatches"] += bad
+        self.counts["ok"] += 1
+
+    def watch(self):
+        """RSS after the warm-up, the kill (``--kill-worker-after``), and RSS at half the requests."""
+        args, server = self.args, self.server
         time.sleep(args.warm_up)
-        rss_start.update({pid: rss_mib(pid) for pid in server.worker_pids()})
+        self.rss_start.update({pid: rss_mib(pid) for pid in server.worker_pids()})
         if args.kill_worker_after:
             time.sleep(max(0.0, args.kill_worker_after - args.warm_up))
             victim = server.worker_pids()[0]
             os.kill(victim, signal.SIGKILL)
-            killed.update(pid=victim, at=time.monotonic(), requests_done=args.requests - remaining[0])
-        while remaining[0] > args.requests // 2:
+            self.killed.update(pid=victim, at=time.monotonic(), requests_done=args.requests - self.remaining)
+        while self.remaining > args.requests // 2:
             time.sleep(0.2)
-        rss_half.update({pid: rss_mib(pid) for pid in server.worker_pids()})
+        self.rss_half.update({pid: rss_mib(pid) for pid in server.worker_pids()})
 
-    try:
-        watcher = threading.Thread(target=warm_up_then_watch, daemon=True)
-        watcher.start()
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.monotonic() - started
-        workers_end = server.worker_pids()
-        rss_end = {pid: rss_mib(pid) for pid in workers_end}
-        server_log = server.log()
-    finally:
-        server.stop()  # also when a client thread's bug ends the run: no gunicorn left behind
 
-    survivors = [pid for pid in rss_start if pid in rss_end and pid != killed.get("pid")]
+@dataclasses.dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    body: bytes
+    headers: dict
+    picked: list | None = None  # the pool indices of a valid request's instances
+    framed: bool = False  # the body is already framed (chunked) and goes as is on a connection of its own
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    status: int
+    content_type: str
+    payload: bytes
+    will_close: bool
+
+
+def send(conn: http.client.HTTPConnection, sent: Request) -> Answer:
+    conn.request(sent.method, sent.path, sent.body if sent.method == "POST" else None, sent.headers)
+    response = conn.getresponse()
+    payload = response.read()
+    return Answer(response.status, response.getheader("Content-Type", ""), payload, response.will_close)
+
+
+def send_framed(port: int, sent: Request) -> Answer:
+    """A request whose body is sent exactly as given (a chunked body with lying chunk sizes)."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": "127.0.0.1", **sent.headers}.items())
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(f"{sent.method} {sent.path} HTTP/1.1\r\n{head}\r\n".encode() + sent.body)
+        response = http.client.HTTPResponse(sock, method=sent.method)
+        response.begin()
+        payload = response.read()
+        return Answer(response.status, response.getheader("Content-Type", ""), payload, response.will_close)
+
+
+def start_server(args) -> Server:
+    state = Path(tempfile.mkdtemp(prefix="glue-tf-load-"))
+    return Server(args.model_dir, state / "state", workers=args.workers, GLUE_TF_THREADS=args.threads,
+                  GLUE_TF_REQUEST_LOG="0", **LIMITS_ENV).wait_until_up()
+
+
+def drive(load: LoadRun) -> dict:
+    """Runs the clients and the watcher to the end; what the workers looked like then."""
+    started = time.monotonic()
+    threading.Thread(target=load.watch, daemon=True).start()
+    threads = [threading.Thread(target=load.client, args=(i,)) for i in range(load.args.clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    workers_end = load.server.worker_pids()
+    return {"elapsed": time.monotonic() - started, "workers_end": workers_end,
+            "rss_end": {pid: rss_mib(pid) for pid in workers_end}, "log": load.server.log()}
+
+
+def summarize(load: LoadRun, end: dict) -> dict:
+    args, rss_start, rss_half, rss_end = load.args, load.rss_start, load.rss_half, end["rss_end"]
+    survivors = [pid for pid in rss_start if pid in rss_end and pid != load.killed.get("pid")]
     growth = {pid: rss_end[pid] - rss_start[pid] for pid in survivors if rss_start[pid] and rss_end[pid]}
     late_growth = {pid: rss_end[pid] - rss_half[pid] for pid in survivors if rss_half.get(pid) and rss_end[pid]}
     summary = {
-        "requests": args.requests, "clients": args.clients, "workers": args.workers, "tasks": sorted(pools),
+        "requests": args.requests, "clients": args.clients, "workers": args.workers, "tasks": sorted(load.pools),
         "texts": "glue dev" if args.glue_dir else "built-in", "hostile_fraction": args.hostile_fraction,
-        "v1_fraction": args.v1_fraction, "limits": LIMITS_ENV,
-        "seconds": round(elapsed, 1), "requests_per_second": round(args.requests / elapsed, 1), **counts,
-        "by_endpoint": {e: dict(sorted(c.items())) for e, c in by_endpoint.items()},
-        "hostile_kinds": {k: {**v, "status": dict(sorted(v["status"].items()))} for k, v in sorted(hostile.items())},
+        "v1_fraction": args.v1_fraction, "limits": LIMITS_ENV, "seconds": round(end["elapsed"], 1),
+        "requests_per_second": round(args.requests / end["elapsed"], 1), **load.counts,
+        "by_endpoint": {e: dict(sorted(c.items())) for e, c in load.by_endpoint.items()},
+        "hostile_kinds": {k: {**v, "status": dict(sorted(v["status"].items()))}
+                          for k, v in sorted(load.hostile.items())},
         "rss_mib_after_warm_up": {str(k): round(v, 1) for k, v in rss_start.items() if v},
         "rss_mib_at_half": {str(k): round(v, 1) for k, v in rss_half.items() if v},
         "rss_mib_at_end": {str(k): round(v, 1) for k, v in rss_end.items() if v},
         "max_rss_growth_mib": round(max(growth.values(), default=0.0), 1),
         "max_rss_growth_second_half_mib": round(max(late_growth.values(), default=0.0), 1),
-        "server_tracebacks": server_log.count("Traceback"),
+        "server_tracebacks": end["log"].count("Traceback"),
     }
-    if examples:
-        summary["failing_examples"] = dict(examples)
-    if killed:
+    if load.examples:
+        summary["failing_examples"] = dict(load.examples)
+    if load.killed:
         summary["killed_worker"] = {
-            "pid": killed["pid"], "after_requests": killed["requests_done"],
-            "replaced": killed["pid"] not in workers_end and len(workers_end) == args.workers,
-            "failed_requests": len(failures_after_kill),
+            "pid": load.killed["pid"], "after_requests": load.killed["requests_done"],
+            "replaced": load.killed["pid"] not in end["workers_end"] and len(end["workers_end"]) == args.workers,
+            "failed_requests": len(load.failures_after_kill),
         }
-    checks = {
+    return summary
+
+
+def checks(load: LoadRun, summary: dict) -> dict:
+    args, counts = load.args, load.counts
+    found = {
         "no 5xx": counts["http_5xx"] == 0,
         "no valid request refused": counts["valid_refused"] == 0,
         "every answer matches in-process": counts["mismatches"] == 0,
@@ -450,18 +571,30 @@ def run(args) -> dict:
             summary["max_rss_growth_second_half_mib"] <= args.max_rss_growth,
     }
     if args.hostile_fraction == 0:
-        checks["no 4xx"] = counts["http_4xx"] == 0
+        found["no 4xx"] = counts["http_4xx"] == 0
     else:
-        checks["every hostile request refused with a 4xx"] = counts["hostile_not_4xx"] == 0
-        checks["every refusal has its endpoint's JSON error body"] = counts["hostile_bad_error_body"] == 0
-        checks["no keep-alive connection dropped after a refusal"] = counts["connection_errors_after_a_refusal"] == 0
-    if killed:
-        checks["killed worker replaced"] = summary["killed_worker"]["replaced"]
+        found["every hostile request refused with a 4xx"] = counts["hostile_not_4xx"] == 0
+        found["every refusal has its endpoint's JSON error body"] = counts["hostile_bad_error_body"] == 0
+        found["no keep-alive connection dropped after a refusal"] = counts["connection_errors_after_a_refusal"] == 0
+    if load.killed:
+        found["killed worker replaced"] = summary["killed_worker"]["replaced"]
         # Each client has one request in flight on one connection: only those on the killed worker fail.
-        checks["failures bounded by the requests in flight"] = len(failures_after_kill) <= args.clients
+        found["failures bounded by the requests in flight"] = len(load.failures_after_kill) <= args.clients
     else:
-        checks["no connection errors"] = counts["connection_errors"] == 0
-    summary["checks"] = checks
+        found["no connection errors"] = counts["connection_errors"] == 0
+    return found
+
+
+def run(args) -> dict:
+    pools = expected_outputs(Path(args.model_dir), args.glue_dir, args.pool)
+    server = start_server(args)
+    load = LoadRun(args, pools, server)
+    try:
+        end = drive(load)
+    finally:
+        server.stop()  # also when a client thread's bug ends the run: no gunicorn left behind
+    summary = summarize(load, end)
+    summary["checks"] = checks(load, summary)
     return summary
 
 

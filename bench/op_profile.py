@@ -1,6 +1,6 @@
 """Where one TensorFlow training step's CPU time goes, op by op: forward, backward and the update.
 
-    python bench/op_profile.py --precision bfloat16 --length 16
+    python -m bench.op_profile --precision bfloat16 --length 16
 
 Builds the MiniLM classifier as ``glue-tf train`` does (``--precision``: Keras'
 ``float32`` or ``mixed_bfloat16`` policy), traces one step (forward, backward,
@@ -21,32 +21,19 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BATCH = 32
+from bench.common import BACKBONE, TRAIN_BATCH, profiled_model
+
 
 
 def profiled_step(backbone: str, precision: str, length: int, steps: int, trace_dir: str) -> float:
     """Runs the step ``steps`` times under the profiler; returns its wall time per step without it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import numpy as np
     import tensorflow as tf
 
-    keras.mixed_precision.set_global_policy({"float32": "float32", "bfloat16": "mixed_bfloat16"}[precision])
-    sys.path.insert(0, str(ROOT))
-    from glue_tf import backbones, optimization
-    from glue_tf import model as model_lib
-    from glue_tf.tasks import get_task
-
-    task = get_task("cola")
-    model = model_lib.build(backbones.load(backbone, 128)[0], task)
-    loss_fn, variables = model_lib.loss_for(task), model.trainable_variables
-    optimizer = optimization.make_optimizer(1e-4, 1000, 0.1, 0.01, 1.0)
+    task_model, model, x, y = profiled_model(backbone, precision, length)
+    loss_fn, variables = task_model.loss(), model.trainable_variables
+    optimizer = task_model.optimizer(1000)
     optimizer.build(variables)
-    rng = np.random.default_rng(0)
-    x = {"token_ids": tf.constant(rng.integers(1000, 20000, (BATCH, length)), tf.int32),
-         "segment_ids": tf.zeros((BATCH, length), tf.int32), "padding_mask": tf.ones((BATCH, length), tf.bool)}
-    y = tf.constant(rng.integers(0, 2, BATCH))
 
     @tf.function
     def step():
@@ -91,7 +78,7 @@ def op_times(trace_dir: str, steps: int) -> collections.Counter:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backbone", default=str(ROOT / "models/pretrained/all-minilm-l6-v2"))
+    parser.add_argument("--backbone", default=BACKBONE)
     parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                         help="auto: bfloat16 where the CPU has bf16 units, else float32")
     parser.add_argument("--length", type=int, default=16)
@@ -99,15 +86,14 @@ def main(argv=None) -> int:
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args(argv)
     if args.precision == "auto":
-        sys.path.insert(0, str(ROOT))
         from glue_tf import precision
 
-        args.precision = "bfloat16" if precision.bf16_units(gpus=[]) else "float32"
+        args.precision = "bfloat16" if precision.Machine.from_cpu().bf16_units else "float32"
     with tempfile.TemporaryDirectory() as trace_dir:
         wall = profiled_step(args.backbone, args.precision, args.length, args.steps, trace_dir)
         times = op_times(trace_dir, args.steps)
     total = sum(times.values())
-    print(f"{args.precision}, batch {BATCH}, length {args.length}: {1000 * wall:.0f} ms a step unprofiled; "
+    print(f"{args.precision}, batch {TRAIN_BATCH}, length {args.length}: {1000 * wall:.0f} ms a step unprofiled; "
           f"{total:.0f} ms of op time over the compute threads per step")
     for part in ("forward", "backward", "update"):
         share = sum(v for (p, _), v in times.items() if p == part)

@@ -6,34 +6,33 @@ loading the model, any compiling) included, reading the same TSV of the first
 in file order) and writing its predictions to a file:
 
 - ``glue-tf-auto``: ``glue-tf predict --precision auto``, the signature chosen
-  where the model runs (``glue_tf.signature_choice``);
+  where the model runs (``glue_tf.exports.choice``);
 - ``glue-tf-default``: the same export's ``serving_default``, the portable
   path: ``glue-tf predict`` over a copy of the export whose ``metadata.json``
   records no measured signatures, which the choice rule answers with
   ``serving_default`` (links to the same SavedModel files, nothing retrained);
-- ``hf``: ``bench/hf_predict.py``, Hugging Face's dynamic padding in batches of
+- ``hf``: ``bench.hf_predict``, Hugging Face's dynamic padding in batches of
   64 in file order under ``torch.inference_mode`` at its best precision here.
 
 One JSON line per contender (wall seconds, rows/s, the signature that ran) and
 one line of ratios: Hugging Face's wall over each glue-tf wall (the issue's
 target: ``glue-tf-auto`` at 2.0x or more).
 
-    python bench/predict_speed.py --model-dir runs/bench/exports --glue-dir ../shared/glue_data
+    python -m bench.predict_speed --model-dir runs/bench/exports --glue-dir ../shared/glue_data
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+from bench.common import BACKBONE, GLUE_DIR, REPO, append_json_lines, module_command
+
 BASELINE = "hf"
 TARGET = 2.0
 
@@ -71,7 +70,7 @@ def timed_process(command: list[str], timeout: float) -> dict:
     """Runs ``command`` to the end; its wall seconds, exit status and last stderr line."""
     started = time.perf_counter()
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f}s"}
     wall = time.perf_counter() - started
@@ -83,7 +82,7 @@ def timed_process(command: list[str], timeout: float) -> dict:
 
 def signature_of(log: str) -> str | None:
     """The signature ``glue-tf predict`` names in its summary line (``... (serving_compiled: why) -> out``)."""
-    from glue_tf import signatures
+    from glue_tf.exports import signatures
 
     found = [name for name in signatures.NAMES if f"({name}:" in log]
     return found[0] if found else None
@@ -111,25 +110,25 @@ def contenders(version: Path, backbone: str, data: Path, work: Path) -> dict[str
                          "--output", str(work / "glue-tf-auto.tsv"), "--precision", "auto"],
         "glue-tf-default": [glue_tf, "predict", "--model", str(default_view), "--input", str(data),
                             "--output", str(work / "glue-tf-default.tsv"), "--precision", "auto"],
-        "hf": [sys.executable, str(HERE / "hf_predict.py"), "--backbone", backbone, "--input", str(data),
-               "--output", str(work / "hf.tsv")],
+        "hf": module_command("hf_predict", "--backbone", backbone, "--input", str(data),
+                             "--output", str(work / "hf.tsv")),
     }
 
 
 def main(argv=None) -> int:
-    from glue_tf import export
+    from glue_tf.exports import store
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", required=True, help="a training run's --out folder holding an SST-2 export")
-    parser.add_argument("--glue-dir", default=os.environ.get("GLUE_DIR", "../shared/glue_data"))
-    parser.add_argument("--backbone", default=str(ROOT / "models/pretrained/all-minilm-l6-v2"),
+    parser.add_argument("--glue-dir", default=GLUE_DIR)
+    parser.add_argument("--backbone", default=BACKBONE,
                         help="the Hugging Face checkpoint folder the export was fine-tuned from")
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per process")
     parser.add_argument("--json-out", default=None, help="append the JSON lines to this file")
     args = parser.parse_args(argv)
 
-    version = export.latest(args.model_dir, "sst2")
+    version = store.latest(args.model_dir, "sst2")
     if version is None:
         parser.error(f"no SST-2 export under {args.model_dir}/models/sst2")
     records = []
@@ -155,16 +154,9 @@ def main(argv=None) -> int:
                "auto_vs_default_label_agreement": agreement}
     records.append(summary)
     print(json.dumps(summary), flush=True)
-    if args.json_out:
-        from speed import machine
-
-        here = machine()
-        with open(args.json_out, "a", encoding="utf-8") as sink:
-            for record in records:
-                sink.write(json.dumps({**record, "machine": here}) + "\n")
+    append_json_lines(args.json_out, records)
     return 1 if any("error" in r for r in records) else 0
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))
     sys.exit(main())

@@ -4,7 +4,7 @@ The Hugging Face rows are the measurements of docs/REFERENCE.md (transformers'
 trainer, same MiniLM checkpoint and data, on this machine); every number of ours
 comes from the run's report.json and run.log.
 
-    python bench/results_doc.py --run runs/minilm-full --command "make train-all ..." > docs/RESULTS.md
+    python -m bench.results_doc --run runs/minilm-full --command "make train-all ..." > docs/RESULTS.md
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from glue_tf.metrics import METRIC_LABELS, round_score  # noqa: E402
-from glue_tf.tasks import TASKS  # noqa: E402
+from glue_tf.metrics import METRIC_LABELS, round_score
+from glue_tf.tasks import TASKS
 
 # docs/REFERENCE.md: Hugging Face trainer, best of its two learning rates, and wall time of that run.
 HUGGING_FACE = {

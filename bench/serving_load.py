@@ -8,7 +8,7 @@ JSON line per measurement and the tables. Everything runs in one invocation,
 so the ratios compare like with like:
 
 - **signatures**, batching on: requests that name no signature run the one the
-  service chose (``glue_tf.signature_choice``, ``GLUE_TF_PRECISION`` unset:
+  service chose (``glue_tf.exports.choice``, ``GLUE_TF_PRECISION`` unset:
   auto); requests naming ``"signature_name": "serving_default"`` run the
   portable path of the same loaded version. The issue's targets: at 32
   clients the chosen signature at 2x the requests/s of ``serving_default``
@@ -18,7 +18,7 @@ so the ratios compare like with like:
   process with random batches of the server's maximum batch size, after its
   warm-up requests.
 
-    python bench/serving_load.py --model-dir runs/minilm-full --task sst2 --glue-dir ../shared/glue_data
+    python -m bench.serving_load --model-dir runs/minilm-full --task sst2 --glue-dir ../shared/glue_data
 """
 
 from __future__ import annotations
@@ -36,14 +36,11 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from support.server import Server, request  # noqa: E402
-
-from glue_tf import export, signatures  # noqa: E402
-from glue_tf.data.sources import TsvSource  # noqa: E402
-from glue_tf.tasks import get_task  # noqa: E402
+from bench.common import GLUE_DIR, append_json_lines
+from glue_tf.exports import saved_model, signatures, store
+from glue_tf.data.sources import TsvSource
+from glue_tf.tasks import get_task
+from tests.support.server import Server, request
 
 CHOSEN = "chosen"  # rows whose requests name no signature: the service's choice
 TARGET_RATIO, TARGET_P99_MS = 2.0, 300.0
@@ -52,7 +49,7 @@ TARGET_RATIO, TARGET_P99_MS = 2.0, 300.0
 def in_process_ceiling(path, task, examples, batch_size, seconds, signature_name) -> dict:
     import tensorflow as tf
 
-    loaded, _ = export.load_signatures(path)
+    loaded, _ = saved_model.load_signatures(path)
     signature = loaded[signature_name]
     for columns in signatures.warmup_requests(path):  # every compiled shape, as the service warms up
         signature(**{field: tf.constant(texts) for field, texts in columns.items()})
@@ -208,7 +205,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", required=True, help="a training run's --out folder")
     parser.add_argument("--task", default="sst2")
-    parser.add_argument("--glue-dir", default=str(REPO.parent / "shared" / "glue_data"))
+    parser.add_argument("--glue-dir", default=GLUE_DIR)
     parser.add_argument("--seconds", type=float, default=20.0, help="per measurement")
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--workers", type=int, default=1)
@@ -219,7 +216,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     task = get_task(args.task)
-    path = export.latest(args.model_dir, task.predicted_by)
+    path = store.latest(args.model_dir, task.predicted_by)
     if path is None:
         parser.error(f"no export of {task.predicted_by} under {args.model_dir}/models/")
     examples = TsvSource(args.glue_dir).examples(task, task.dev_splits[0])
@@ -242,14 +239,7 @@ def main(argv=None) -> int:
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(text + "\n", encoding="utf-8")
-    if args.json_out:
-        sys.path.insert(0, str(REPO / "bench"))
-        from speed import machine
-
-        here = machine()
-        with open(args.json_out, "a", encoding="utf-8") as sink:
-            for record in records:
-                sink.write(json.dumps({**record, "machine": here}) + "\n")
+    append_json_lines(args.json_out, records)
     return 1 if any(r["errors"] for r in rows) else 0
 
 

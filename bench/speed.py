@@ -1,9 +1,9 @@
 """Fine-tuning and inference speed of glue-tf beside KerasHub's recipe and Hugging Face.
 
-    python bench/speed.py train --glue-dir ../shared/glue_data --tasks cola,mrpc,rte
-    python bench/speed.py infer --glue-dir ../shared/glue_data --tasks cola,mrpc,rte [--model-dir runs/x]
+    python -m bench.speed train --glue-dir ../shared/glue_data --tasks cola,mrpc,rte
+    python -m bench.speed infer --glue-dir ../shared/glue_data --tasks cola,mrpc,rte [--model-dir runs/x]
 
-Each contender (see ``bench/contenders.py``) runs in a subprocess of its own,
+Each contender (see ``bench.contenders``) runs in a subprocess of its own,
 one after the other, on the same data, checkpoint, batch size, maximum length,
 learning rate and step count. One JSON line per measurement goes to stdout
 (and to ``--json-out``), then a table of ratios to Hugging Face with dynamic
@@ -17,28 +17,26 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+from bench.common import (BACKBONE, GLUE_DIR, INFERENCE_BATCH, REPO, TRAIN_BATCH, append_json_lines, child_or_parent,
+                          machine, module_command)
+
 BASELINE = "hf-dynamic"
 MARK = "BENCH-RESULT "
-# The CPU features the figures depend on: oneDNN's and XLA's kernels, and bf16 units (glue_tf.precision).
-ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 
 
-def _child(kind: str, contender: str, params: dict) -> None:
-    sys.path[:0] = [str(HERE), str(ROOT)]
+def _child(argv: list[str]) -> None:
+    """In the child process: one contender's figures, marked for the parent (``kind contender params-json``)."""
+    kind, contender, params = argv[0], argv[1], json.loads(argv[2])
     if contender.startswith("glue-tf"):  # as the glue-tf CLI runs; the other contenders keep TensorFlow's default
         from glue_tf import tf_startup
 
         print("; ".join(tf_startup.prepare()), file=sys.stderr)
-    import contenders
+    from bench import contenders
 
     table = {"train": {**contenders.TRAINING, **contenders.OPTIONAL_TRAINING}, "infer": contenders.INFERENCE,
              "finetune": contenders.FINETUNE}[kind]
@@ -50,9 +48,9 @@ def _child(kind: str, contender: str, params: dict) -> None:
 
 def run_contender(kind: str, contender: str, params: dict, timeout: float) -> dict:
     """Runs one measurement in a fresh interpreter; returns its figures or the error."""
-    command = [sys.executable, __file__, "--child", kind, contender, json.dumps(params)]
+    command = module_command("speed", "--child", kind, contender, json.dumps(params))
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f}s"}
     for line in done.stdout.splitlines():
@@ -60,23 +58,6 @@ def run_contender(kind: str, contender: str, params: dict, timeout: float) -> di
             return json.loads(line[len(MARK):])
     tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
     return {"error": f"exit {done.returncode}: " + " | ".join(tail)}
-
-
-def machine() -> dict:
-    import importlib.metadata as md
-
-    versions = {}
-    for package in ("tensorflow", "keras", "keras-hub", "torch", "transformers"):
-        try:
-            versions[package] = md.version(package)
-        except md.PackageNotFoundError:
-            versions[package] = None
-    from glue_tf import cpu
-
-    flags = cpu.flags()
-    isa = [f for f in ISA_FLAGS if f in flags]
-    return {"cpus": os.cpu_count(), "machine": platform.machine(), "cpu_model": cpu.model_name(), "isa": isa,
-            "versions": versions, "date": time.strftime("%Y-%m-%d")}
 
 
 def ratio_table(records: list[dict]) -> str:
@@ -97,17 +78,17 @@ def ratio_table(records: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "--child":
-        _child(argv[1], argv[2], json.loads(argv[3]))
-        return 0
-    sys.path.insert(0, str(HERE))
-    import contenders
+    return child_or_parent(argv, _child, _compare)
+
+
+def _compare(argv: list[str]) -> int:
+    """In the parent: each contender on each task in a child process, as JSON lines, then the ratio table."""
+    from bench import contenders
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=["train", "infer"])
-    parser.add_argument("--glue-dir", default=os.environ.get("GLUE_DIR", "../shared/glue_data"))
-    parser.add_argument("--backbone", default=str(ROOT / "models/pretrained/all-minilm-l6-v2"))
+    parser.add_argument("--glue-dir", default=GLUE_DIR)
+    parser.add_argument("--backbone", default=BACKBONE)
     parser.add_argument("--tasks", default="cola,mrpc,rte")
     parser.add_argument("--contenders", default=None, help="comma list; default: all of the kind")
     parser.add_argument("--steps", type=int, default=15, help="timed optimizer steps (train)")
@@ -127,8 +108,8 @@ def main(argv=None) -> int:
     unknown = sorted(set(names) - set(known))
     if unknown:
         parser.error(f"unknown contenders {unknown}; known: {', '.join(known)}")
-    context = {"machine": machine(), "backbone": args.backbone, "batch_size": contenders.BATCH_SIZE
-               if args.kind == "train" else contenders.INFERENCE_BATCH, "max_length": args.max_length}
+    context = {"machine": machine(), "backbone": args.backbone,
+               "batch_size": TRAIN_BATCH if args.kind == "train" else INFERENCE_BATCH, "max_length": args.max_length}
     print(json.dumps({"kind": "context", **context}), flush=True)
     records = []
     for task in args.tasks.split(","):
@@ -146,9 +127,7 @@ def main(argv=None) -> int:
                 record.update(steps=args.steps, warmup=args.warmup)
             records.append(record)
             print(json.dumps(record), flush=True)
-            if args.json_out:
-                with open(args.json_out, "a", encoding="utf-8") as sink:
-                    sink.write(json.dumps({**record, "machine": context["machine"]}) + "\n")
+            append_json_lines(args.json_out, [record], context["machine"])
     print()
     print(ratio_table(records))
     return 1 if any("error" in r for r in records) else 0

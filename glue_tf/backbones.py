@@ -77,6 +77,12 @@ def describe_local(folder: Path) -> str:
     return "folder"
 
 
+def local_folder(spec: str) -> Path | None:
+    """The local folder ``spec`` names (a Keras preset or Hugging Face checkpoint), or None for a preset
+    name or a hub handle."""
+    return _local_folder(spec) if _looks_like_path(spec) else None
+
+
 def check_spec(spec: str) -> str:
     """Validates ``spec`` before anything heavy runs; returns a short description."""
     if _is_handle(spec):
@@ -128,7 +134,8 @@ def load(spec: str, sequence_length: int):
     import keras_hub
 
     description = check_spec(spec)
-    source = str(_local_folder(spec)) if _looks_like_path(spec) else spec
+    folder = local_folder(spec)
+    source = str(folder) if folder is not None else spec
     try:
         backbone = keras_hub.models.Backbone.from_preset(source)
         preprocessor = _preprocessor(source, sequence_length)

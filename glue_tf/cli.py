@@ -8,8 +8,10 @@ bug and propagates with its traceback. Scores are printed in points (0-100).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
+from glue_tf import __version__
 from glue_tf.errors import GlueTfError
 from glue_tf.tasks import get_task, parse_task_list
 
@@ -60,22 +62,35 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--overwrite", action="store_true",
                        help="retrain into an --out folder made with another configuration")
     group.add_argument("--out", default="runs/latest", help="output folder (default: runs/latest)")
+    group.add_argument("--below-majority", choices=("model", "majority"), default="model",
+                       help="a task whose dev score is below the majority class's: submit and count the model's "
+                            "own answers (default), or the majority class, GLUE's convention for WNLI")
 
 
 def _train_config(args):
-    from glue_tf import config_flags
+    import dataclasses
 
-    return config_flags.config_from_args(args)
+    from glue_tf import config_flags, recipes
+
+    config = config_flags.config_from_args(args)
+    return dataclasses.replace(config, recipe=recipes.resolve(config.recipe, config.backbone))
+
+
+def _recipe_and_policy(args) -> dict:
+    """The flags given on the command line (they win over the recipe) and the below-majority policy."""
+    from glue_tf import recipes
+
+    return {"explicit": recipes.explicit_fields(args.argv), "below_majority": args.below_majority}
 
 
 def _add_inference_flags(parser: argparse.ArgumentParser) -> None:
-    from glue_tf.signature_choice import PRECISIONS, VARIABLE
+    from glue_tf.precision import VARIABLE, flag_value
 
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+    parser.add_argument("--precision", type=flag_value, default=None,
                         help=f"which signature runs: auto (bfloat16 where this machine has bf16 units and the "
                              f"export measured it holding accuracy and winning, else the faster float32 path), "
-                             f"float32 or bfloat16 (default: ${VARIABLE}, else auto)")
+                             f"float32 or bfloat16 (default: ${VARIABLE}, else auto; glue_tf/precision.py)")
 
 
 def _verbosity():
@@ -87,7 +102,7 @@ def _cmd_train(args) -> int:
     from glue_tf.suite import train
 
     train(get_task(args.task), _source(args), _train_config(args), args.out, verbose=_verbosity(),
-          overwrite=args.overwrite)
+          overwrite=args.overwrite, **_recipe_and_policy(args))
     return 0
 
 
@@ -95,7 +110,7 @@ def _cmd_train_all(args) -> int:
     from glue_tf.suite import train_all
 
     train_all(_source(args), _train_config(args), args.out, parse_task_list(args.tasks), verbose=_verbosity(),
-              overwrite=args.overwrite)
+              overwrite=args.overwrite, **_recipe_and_policy(args))
     return 0
 
 
@@ -134,8 +149,56 @@ def _cmd_submit(args) -> int:
     return 0
 
 
+def _cmd_tune(args) -> int:
+    from glue_tf import config_flags
+    from glue_tf.tune import tune
+
+    grid = {field: [kind(v) for v in getattr(args, f"grid_{field}").split(",")] for field, kind in _GRID_TYPES.items()}
+    recipe = tune(_source(args), config_flags.config_from_args(args), parse_task_list(args.tasks), grid, args.out,
+                  args.recipe_out)
+    print(json.dumps({name: {f: entry[f] for f in _GRID_TYPES} for name, entry in recipe["tasks"].items()}))
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from glue_tf.compare import compare, to_text
+
+    comparison = compare(args.run_a, args.run_b)
+    print(to_text(comparison))
+    if args.json:
+        print(json.dumps(comparison))
+    return 0
+
+
+_GRID_TYPES = {"learning_rate": float, "epochs": int, "batch_size": int, "warmup_fraction": float, "dropout": float}
+
+
+def _add_tune_parser(commands) -> None:
+    from glue_tf import config_flags
+    from glue_tf.tune import DEFAULT_GRID, SEED, SEEDS
+
+    tune = commands.add_parser("tune", help="sweep a grid per task on a held-out 10%% of train; write the recipe")
+    tune.add_argument("--tasks", default="cola,sst2,mrpc,stsb,rte,wnli", help="comma-separated tasks")
+    _add_source_flags(tune)
+    config_flags.add_flags(tune.add_argument_group("training (fixed over the grid)"))
+    grid = tune.add_argument_group("the grid (comma-separated values per field)")
+    for field in _GRID_TYPES:
+        grid.add_argument(f"--grid-{field.replace('_', '-')}", default=",".join(map(str, DEFAULT_GRID[field])),
+                          help=f"default: {','.join(map(str, DEFAULT_GRID[field]))}")
+    tune.add_argument("--out", default="runs/tune", help="the sweep's working folder (default: runs/tune)")
+    tune.add_argument("--recipe-out", default=None, help="default: recipes/<backbone-name>.json")
+    tune.set_defaults(func=_cmd_tune, seed=SEED, seeds=SEEDS)
+
+    compare = commands.add_parser("compare", help="A − B per task with paired-bootstrap intervals over dev")
+    compare.add_argument("run_a", help="a train or train-all output folder")
+    compare.add_argument("run_b", help="another one")
+    compare.add_argument("--json", action="store_true", help="also print the comparison as one JSON line")
+    compare.set_defaults(func=_cmd_compare)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="glue-tf", description="Fine-tune, score and serve GLUE with KerasHub.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="inspect GLUE data sources")
@@ -186,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--output", default=None, help="zip path (default: <out>/glue_submission.zip)")
     submit.set_defaults(func=_cmd_submit)
 
+    _add_tune_parser(commands)
+
     from serving.cli import add_parser as add_serve_parser  # serving's module: it owns the settings
 
     add_serve_parser(commands)
@@ -194,11 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands that compute with TensorFlow: its faster oneDNN kernels and the XLA cache that survives runs are
 # set up before it loads (glue_tf.tf_startup).
-COMPUTE_COMMANDS = ("train", "train-all", "evaluate", "predict", "serve")
+COMPUTE_COMMANDS = ("train", "train-all", "tune", "evaluate", "predict", "serve")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)  # which flags were given: they win over a recipe
     if args.command in COMPUTE_COMMANDS:
         from glue_tf import tf_startup
 

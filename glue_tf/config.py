@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from glue_tf.precision import POLICIES
+from glue_tf.precision import flag_value
 from glue_tf.tasks import Task
 
 # The sentence-transformers all-MiniLM-L6-v2 checkpoint that `make pretrained` unpacks. Kept
@@ -48,7 +48,7 @@ TASK_LEARNING_RATES = {
 
 def _setting(default, help: str, **flag):
     """A TrainConfig field and its command-line flag (``glue_tf.config_flags``): its help, and
-    ``flag``/``choices``/``negative`` where the generated ones are not right."""
+    ``flag``/``choices``/``negative``/``parse`` (argparse's ``type``) where the generated ones are not right."""
     return dataclasses.field(default=default, metadata={"help": help, **flag})
 
 
@@ -64,13 +64,18 @@ class TrainConfig:
     batch_size: int = _setting(32, "examples per optimizer step (over all replicas)")
     learning_rate: float | None = _setting(None, "peak learning rate; default: the task's (TASK_LEARNING_RATES in config.py)")
     max_seq_length: int = _setting(128, "tokens per example after packing; longer ones are truncated")
-    precision: str = _setting("auto", "Keras dtype policy; auto: mixed_bfloat16 where the CPU or GPU has bf16 units, "
-                                      "else float32 (glue_tf/precision.py)", choices=POLICIES)
+    precision: str = _setting("auto", "auto, float32, bfloat16 or float16 (mixed_bfloat16 and mixed_float16 too); "
+                                      "auto: bfloat16 where the CPU or GPU has bf16 units, else float16 on GPUs "
+                                      "and float32 on CPUs (glue_tf/precision.py)", parse=flag_value)
     seed: int = _setting(42, "seeds the weights of the head, dropout and the batch order")
     dropout: float = _setting(0.1, "dropout rate of the classification head")
     weight_decay: float = _setting(0.01, "AdamW's decoupled weight decay (biases and LayerNorm excluded)")
     warmup_fraction: float = _setting(0.1, "share of the steps spent warming the learning rate up from 0")
     clip_norm: float = _setting(1.0, "clip gradients to this global norm (0: no clipping)")
+    # glue_tf.optimization.FusedAdamW; docs/BENCHMARKS.md times the three (python -m bench.step_profile).
+    optimizer_apply: str = _setting("xla", "how AdamW's update runs on one replica: xla (one compiled pass per "
+                                           "variable), raw (TensorFlow's Adam kernels) or keras (Keras' own passes)",
+                                    choices=("xla", "raw", "keras"))
     eval_batch_size: int = _setting(64, "examples per call when scoring dev and predicting test")
     # None: on GPUs only (glue_tf.precision.xla_default). With dynamic padding every new batch width is a
     # compilation, so under XLA widths are rounded up to steps of 16 (glue_tf.features.XLA_WIDTH_MULTIPLE).
@@ -81,11 +86,15 @@ class TrainConfig:
     seeds: int = _setting(1, "train seeds seed..seed+K-1; report mean and std, export the best")
     checkpoint_every: int = _setting(200, "also checkpoint every N steps inside an epoch (0: only at epoch ends)")
     # Time each signature of the export on the dev examples and compile its grid shapes, so that where
-    # it runs the fastest one is chosen (glue_tf.signature_choice). Off: the export records no figures
+    # it runs the fastest one is chosen (glue_tf.exports.choice). Off: the export records no figures
     # and serves serving_default (about 30-90 s less per task with MiniLM on 2 cores).
     measure_export: bool = _setting(True, "export without timing its signatures: quicker, but serves serving_default",
                                     negative="--skip-export-measurements")
     logging_steps: int = _setting(0, "also log the loss and learning rate every N steps (0: once per epoch)")
+    # glue_tf.recipes: the CLI's default is the committed recipe of the default backbone; None here (the library's
+    # default) and `--recipe none` are the built-in defaults. Flags given on the command line win over its fields.
+    recipe: str | None = _setting(None, "per-task recipe JSON from `glue-tf tune` (default: recipes/<backbone>.json of "
+                                        "the default backbone where committed; none: the built-in defaults)")
 
     def for_task(self, task: Task) -> "TrainConfig":
         """This config with the task's defaults filled in."""

@@ -39,7 +39,7 @@ def add_flags(group) -> None:
             group.add_argument(flag, dest=field.name, action="store_true", help=meta["help"])
         else:
             shown = "" if field.default is None else f" (default: {field.default})"
-            group.add_argument(flag, dest=field.name, type=kind, default=field.default,
+            group.add_argument(flag, dest=field.name, type=meta.get("parse", kind), default=field.default,
                                choices=meta.get("choices"), help=meta["help"] + shown)
 
 

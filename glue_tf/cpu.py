@@ -1,9 +1,11 @@
 """What this machine's CPU reports in ``/proc/cpuinfo``: its feature flags and model name.
 
-The one reader of that file: the precision rule (bf16 units), the oneDNN switch
-(AVX2 and the flags TensorFlow turns oneDNN on for) and the figures an export
-records about the machine that measured it all ask here. Off Linux both are
-empty, and callers fall back to their defaults.
+The one reader of that file. The code that decides on the CPU (the precision
+rule's bf16 units, the oneDNN switch, the XLA cache's per-CPU folder) takes a
+:class:`glue_tf.precision.Machine`, which :meth:`~glue_tf.precision.Machine.from_cpu`
+builds from here once where a process starts, so tests describe their CPU as a
+``Machine`` instead of a file. Off Linux both are empty, and callers fall back to
+their defaults.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from __future__ import annotations
 CPUINFO = "/proc/cpuinfo"
 
 
-def _field(name: str, cpuinfo: str) -> str | None:
+def _field(name: str) -> str | None:
     try:
-        with open(cpuinfo, encoding="utf-8") as handle:
+        with open(CPUINFO, encoding="utf-8") as handle:
             for line in handle:
                 if line.startswith(name) and ":" in line:
                     return line.split(":", 1)[1].strip()
@@ -22,11 +24,11 @@ def _field(name: str, cpuinfo: str) -> str | None:
     return None
 
 
-def flags(cpuinfo: str = CPUINFO) -> set[str]:
+def flags() -> set[str]:
     """The CPU's feature flags (``avx2``, ``avx512_bf16``, ...); empty where they cannot be read."""
-    return set((_field("flags", cpuinfo) or "").split())
+    return set((_field("flags") or "").split())
 
 
-def model_name(cpuinfo: str = CPUINFO) -> str | None:
+def model_name() -> str | None:
     """The CPU's model name (``AMD EPYC``), or None."""
-    return _field("model name", cpuinfo)
+    return _field("model name")

@@ -1,4 +1,9 @@
-"""Scoring a Keras model on encoded splits with the task's official metrics."""
+"""Scoring a Keras model in training, on encoded splits, with the task's official metrics.
+
+Training scores its model every epoch and predicts the test splits from the Keras
+model it holds, before any export exists; an export is scored through
+:class:`glue_tf.exports.predictor.ExportPredictor` instead, from text.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ from glue_tf import features, metrics
 from glue_tf.tasks import Task
 
 
-class Predictor:
-    """Runs a model over encoded splits in length-sorted batches (one traced function, reused)."""
+class KerasScorer:
+    """Runs a Keras model over encoded splits in length-sorted batches (one traced function, reused)."""
 
     def __init__(self, model, batch_size: int = 64):
         import tensorflow as tf

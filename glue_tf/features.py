@@ -235,6 +235,12 @@ def encode_sample(source: Source, task: Task, split: str, preprocessor, limit: i
     return encoded if rows is None else encoded.subset(rows)
 
 
+def epoch_plan(lengths: np.ndarray, cfg, epoch: int, replicas: int = 1) -> list[np.ndarray]:
+    """The batches of ``epoch``: a shuffle of its own, seeded by the run's seed and the epoch, so a
+    resumed run draws the same order; over several replicas every batch is whole."""
+    return batch_plan(lengths, cfg.batch_size, seed=cfg.seed * 1000 + epoch, drop_remainder=replicas > 1)
+
+
 def train_datasets(encoded, cfg, strategy, first_epoch: int, skip: int, feature_names):
     """Batches from step ``skip`` of epoch ``first_epoch`` on; returns (datasets, steps per epoch, efficiency).
 
@@ -245,10 +251,7 @@ def train_datasets(encoded, cfg, strategy, first_epoch: int, skip: int, feature_
     import tensorflow as tf
 
     replicas = strategy.num_replicas_in_sync
-    plans = [
-        batch_plan(encoded.lengths, cfg.batch_size, seed=cfg.seed * 1000 + epoch, drop_remainder=replicas > 1)
-        for epoch in range(cfg.epochs)
-    ]
+    plans = [epoch_plan(encoded.lengths, cfg, epoch, replicas) for epoch in range(cfg.epochs)]
     steps = len(plans[0])
     padding = {"width_multiple": XLA_WIDTH_MULTIPLE if cfg.jit_compile else 1, "max_width": cfg.max_seq_length}
     all_slices = [s for plan in plans for s in replica_slices(plan, replicas, list(range(replicas)))]

@@ -24,7 +24,7 @@ from typing import Mapping
 
 import numpy as np
 
-from glue_tf.tasks import GLUE_TASKS, TASKS, Task, get_task
+from glue_tf.tasks import GLUE_TASKS, TASKS, Task
 
 
 def _as_1d(values, dtype) -> np.ndarray:
@@ -143,37 +143,33 @@ def predictions_from_outputs(task: Task, outputs: Mapping[str, np.ndarray]) -> n
 POINTS = 100.0
 
 
-def compute_metrics(task: Task | str, labels, predictions) -> dict[str, float]:
+def compute_metrics(task: Task, labels, predictions) -> dict[str, float]:
     """The task's official metrics for one split, in points (predictions: label ids, or scores for STS-B)."""
-    task = get_task(task) if isinstance(task, str) else task
     return {name: POINTS * METRICS[name](labels, predictions) for name in task.metrics}
 
 
-def score_components(task: Task | str, per_split: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+def score_components(task: Task, per_split: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """The task's score components (``Task.score_components`` keys) from ``{split: compute_metrics(...)}``.
 
     Components whose split is absent are left out; ``complete_score`` says whether
     the rest make a task score.
     """
-    task = get_task(task) if isinstance(task, str) else task
     return {key: per_split[split][metric] for key, split, metric in task.score_components if split in per_split}
 
 
-def complete_score(task: Task | str, components: Mapping[str, float]) -> float | None:
+def complete_score(task: Task, components: Mapping[str, float]) -> float | None:
     """The task score if ``components`` has every one it needs (MNLI: matched and mismatched), else None."""
-    task = get_task(task) if isinstance(task, str) else task
     if any(key not in components for key, _, _ in task.score_components):
         return None
     return task_score(task, components)
 
 
-def task_score(task: Task | str, components: Mapping[str, float]) -> float:
+def task_score(task: Task, components: Mapping[str, float]) -> float:
     """The leaderboard's task score: the mean of the task's score components.
 
     ``components`` is keyed as ``Task.score_components`` (``f1`` and
     ``accuracy`` for MRPC, ``accuracy_matched``/``accuracy_mismatched`` for MNLI).
     """
-    task = get_task(task) if isinstance(task, str) else task
     keys = [key for key, _, _ in task.score_components]
     missing = [key for key in keys if key not in components]
     if missing:
@@ -181,18 +177,21 @@ def task_score(task: Task | str, components: Mapping[str, float]) -> float:
     return float(np.mean([components[key] for key in keys]))
 
 
-def majority_baseline(task: Task | str, train_labels, dev_labels: Mapping[str, object]) -> dict[str, float]:
+def majority_prediction(task: Task, train_labels) -> float | int:
+    """The training set's majority class (its mean score for STS-B): what the majority baseline predicts."""
+    train_labels = np.asarray(train_labels)
+    if task.is_regression:
+        return float(train_labels.mean()) if train_labels.size else 0.0
+    return int(np.bincount(train_labels.astype(np.int64), minlength=task.num_outputs).argmax())
+
+
+def majority_baseline(task: Task, train_labels, dev_labels: Mapping[str, object]) -> dict[str, float]:
     """Score components of predicting the training set's majority class for every dev example.
 
     The floor a model must clear (GLUE's convention for WNLI is to submit exactly
     this). For STS-B the constant is the mean training score, whose correlations are 0.
     """
-    task = get_task(task) if isinstance(task, str) else task
-    train_labels = np.asarray(train_labels)
-    if task.is_regression:
-        constant = float(train_labels.mean()) if train_labels.size else 0.0
-    else:
-        constant = int(np.bincount(train_labels.astype(np.int64), minlength=task.num_outputs).argmax())
+    constant = majority_prediction(task, train_labels)
     per_split = {
         split: compute_metrics(task, labels, np.full(len(labels), constant)) for split, labels in dev_labels.items()
     }
@@ -210,7 +209,7 @@ def summarize(results: Mapping[str, Mapping[str, float]]) -> dict:
     unknown = [name for name in results if name not in TASKS]
     if unknown:
         raise KeyError(f"unknown tasks in results: {', '.join(unknown)}")
-    scores = {name: task_score(name, comps) for name, comps in results.items()}
+    scores = {name: task_score(TASKS[name], comps) for name, comps in results.items()}
     present = [name for name in GLUE_TASKS if name in scores]
     missing = [name for name in GLUE_TASKS if name not in scores]
     mean = float(np.mean([scores[name] for name in present])) if present else None
@@ -229,9 +228,8 @@ def human_baseline_results() -> dict[str, dict[str, float]]:
     return {name: dict(TASKS[name].human_baseline) for name in GLUE_TASKS}
 
 
-def human_score(task: Task | str) -> float | None:
+def human_score(task: Task) -> float | None:
     """The human baseline's task score (None for AX, which has no human row)."""
-    task = get_task(task) if isinstance(task, str) else task
     return task_score(task, task.human_baseline) if task.human_baseline else None
 
 
@@ -240,14 +238,14 @@ def human_glue_score() -> float:
     return round_score(summarize(human_baseline_results())["glue_score"])
 
 
-def round_score(value: float, digits: int = 1) -> float:
-    """Rounds half up, as the leaderboard prints scores (87.05 -> 87.1).
+def round_score(value: float) -> float:
+    """Rounds half up to one decimal, as the leaderboard prints scores (87.05 -> 87.1).
 
     Python's ``round`` works on the binary value (87.05 is 87.0499...) and
     would print 87.0; rounding first to 9 places removes that float noise.
     """
     exact = Decimal(repr(round(value, 9)))
-    return float(exact.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+    return float(exact.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
 def describe(summary: Mapping) -> str:

@@ -3,10 +3,9 @@
 TensorFlow reads ``TF_ENABLE_ONEDNN_OPTS`` once, when it is imported, and by its
 own rule (``DefaultOneDnnPolicy`` in its ``port.cc``) turns oneDNN on only on CPUs
 with AVX512-VNNI, AVX512-BF16, AVX-VNNI or AMX. On the AVX2 CPUs this project
-runs on, that leaves the plain Eigen kernels, and oneDNN's are faster: the
-float32 forward pass of the MiniLM classifier at batch 64 took 251 ms instead
-of 400 ms at length 16, and 1,002 ms instead of 1,599 ms at length 64 (AMD EPYC,
-2 cores, avx2 fma, 2026-11-28). So every entry point that computes with
+runs on, that leaves the plain Eigen kernels, and oneDNN's are faster, in
+inference and in training (docs/BENCHMARKS.md, "Fine-tuning with TensorFlow's
+oneDNN kernels on AVX2"). So every entry point that computes with
 TensorFlow calls :func:`enable` before importing it, through
 :func:`glue_tf.tf_startup.prepare`: training, ``evaluate``, ``predict``, the
 service and the benchmarks' glue-tf processes. A value the user set is never
@@ -16,10 +15,9 @@ returns says what was chosen and why, for the run log.
 
 from __future__ import annotations
 
-import os
-import platform
+from collections.abc import MutableMapping
 
-from glue_tf import cpu
+from glue_tf.precision import Machine
 
 VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 # The CPU flags (as /proc/cpuinfo names them) for which TensorFlow turns oneDNN on by itself.
@@ -28,17 +26,17 @@ TENSORFLOW_DEFAULT_ON = ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "
 NEEDED = "avx2"
 
 
-def enable(environ=os.environ, cpuinfo: str = cpu.CPUINFO, machine: str | None = None) -> str:
-    """Sets ``TF_ENABLE_ONEDNN_OPTS=1`` where TensorFlow would leave oneDNN off on an AVX2 CPU.
+def enable(environ: MutableMapping[str, str], machine: Machine) -> str:
+    """Sets ``TF_ENABLE_ONEDNN_OPTS=1`` in ``environ`` where TensorFlow would leave oneDNN off on ``machine``'s CPU.
 
     Returns one line for the run log saying whether oneDNN is on and why. Takes effect only
-    before TensorFlow is imported (:mod:`glue_tf.tf_startup` checks that).
+    before TensorFlow is imported, so :func:`glue_tf.tf_startup.prepare`, which checks that, is the
+    caller that passes ``os.environ`` and the CPU it reads (:meth:`Machine.from_cpu`).
     """
     if VARIABLE in environ:
         state = "off" if environ[VARIABLE].strip() in ("0", "false", "False") else "on"
         return f"oneDNN {state}: {VARIABLE}={environ[VARIABLE]} was set"
-    flags = cpu.flags(cpuinfo)
-    arch = machine or platform.machine()
+    flags, arch = machine.cpu_flags, machine.arch
     default_on = sorted(flags & set(TENSORFLOW_DEFAULT_ON))
     if default_on:
         return f"oneDNN on: TensorFlow's default on a CPU with {', '.join(default_on)}"

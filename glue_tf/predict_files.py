@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from glue_tf import export
 from glue_tf.data.errors import DataError
 from glue_tf.errors import ExportNotFoundError
+from glue_tf.exports import store
+from glue_tf.precision import VARIABLE, Machine, from_environment
 from glue_tf.tasks import Task, get_task
 
 CHUNK_ROWS = 1024
@@ -30,10 +31,10 @@ def resolve_export(model: str | os.PathLike, task_name: str | None = None) -> Pa
     path = Path(model)
     if (path / "saved_model.pb").is_file():
         return path
-    if export.versions(path):
-        return path / str(export.versions(path)[-1])
-    if task_name and export.latest(path, task_name):
-        return export.latest(path, task_name)
+    if store.versions(path):
+        return path / str(store.versions(path)[-1])
+    if task_name and store.latest(path, task_name):
+        return store.latest(path, task_name)
     hint = f" or a run folder with models/{task_name}/" if task_name else " (or give --task with a run folder)"
     raise ExportNotFoundError(f"--model {path}: no export there; expected a SavedModel version folder, models/<task>/{hint}")
 
@@ -146,22 +147,23 @@ def _writer(handle, task: Task, fmt: str):
 
 
 def predictor_for(version: Path, batch_size: int, precision: str | None):
-    """The export's predictor running the signature chosen for ``precision`` (None: ``GLUE_TF_PRECISION``)."""
-    from glue_tf import signature_choice
-    from glue_tf.inference import ExportPredictor
+    """The export's predictor on this machine, running the signature chosen for ``precision`` (a word of
+    :mod:`glue_tf.precision`; None: ``GLUE_TF_PRECISION``)."""
+    from glue_tf.exports.predictor import ExportPredictor
 
+    machine = Machine.detect()
     if precision is None:
-        return ExportPredictor(version, batch_size, signature_choice.from_environment(),
-                               setting=signature_choice.VARIABLE)
-    return ExportPredictor(version, batch_size, precision)
+        return ExportPredictor(version, machine, batch_size, from_environment(),
+                               setting=VARIABLE)
+    return ExportPredictor(version, machine, batch_size, precision)
 
 
 def predict_file(model, input_path, output_path, batch_size: int = 64, input_format=None, output_format=None,
                  progress: Progress | None = None, precision: str | None = None) -> dict:
     """Predicts every row of ``input_path`` with the export at ``model``; returns a summary.
 
-    ``precision``: ``auto``, ``float32`` or ``bfloat16`` (``glue_tf.signature_choice``);
-    None reads ``GLUE_TF_PRECISION``.
+    ``precision``: a word of :mod:`glue_tf.precision` (``auto``, ``float32``, ``bfloat16``; see
+    :mod:`glue_tf.exports.choice`); None reads ``GLUE_TF_PRECISION``.
     """
     version = resolve_export(model)
     predictor = predictor_for(version, batch_size, precision)
@@ -196,7 +198,7 @@ def evaluate_export(model, task_name: str | None, source, split: str | None, bat
                     precision: str | None = None) -> dict:
     """Official metrics (points) of an export on a labelled split of any data source (``precision``: as
     for :func:`predict_file`)."""
-    from glue_tf.inference import score_export
+    from glue_tf.exports.predictor import score_export
 
     version = resolve_export(model, task_name)
     predictor = predictor_for(version, batch_size, precision)

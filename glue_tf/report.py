@@ -12,23 +12,61 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from glue_tf import metrics
 from glue_tf.metrics import METRIC_LABELS, round_score
 from glue_tf.tasks import GLUE_TASKS, TASKS
 
 
-def build(results: dict[str, dict], skipped: dict[str, str], wall_seconds: float | None = None) -> dict:
-    """The report as a JSON-able dict. ``results``: task -> result; ``skipped``: task -> reason."""
+def _below_majority(result: dict) -> bool:
+    score = result.get("dev_score_mean", result.get("dev_score"))
+    return result.get("majority_score") is not None and score is not None and score < result["majority_score"]
+
+
+def counted(results: dict[str, dict], below_majority: str = "model") -> dict[str, str]:
+    """Whose score each task with dev results counts in the GLUE score: ``model``, or ``majority`` where
+    the policy (``--below-majority``) is ``majority`` and the model is below the majority class."""
+    return {name: "majority" if below_majority == "majority" and _below_majority(r) else "model"
+            for name, r in results.items() if r.get("dev")}
+
+
+def _glue_score_std(results: dict[str, dict], counts: dict[str, str]) -> float | None:
+    """The std of the per-seed GLUE scores (seed k of every task together); None unless every task counted
+    from its model trained the same number (2 or more) of seeds."""
+    per_task = [[s["best_score"] for s in results[n].get("seeds") or []] for n, c in counts.items() if c == "model"]
+    constant = [results[n]["majority_score"] for n, c in counts.items() if c == "majority"]
+    lengths = {len(scores) for scores in per_task}
+    if len(lengths) != 1 or lengths.pop() < 2:
+        return None
+    per_seed = [np.mean([scores[k] for scores in per_task] + constant) for k in range(len(per_task[0]))]
+    return float(np.std(per_seed, ddof=1))
+
+
+def build(results: dict[str, dict], skipped: dict[str, str], wall_seconds: float | None = None,
+          intervals: dict[str, dict] | None = None, below_majority: str = "model") -> dict:
+    """The report as a JSON-able dict. ``results``: task -> result; ``skipped``: task -> reason;
+    ``intervals``: task -> its bootstrap interval (``glue_tf.intervals.task_interval``)."""
     # With several seeds, a task's figure is its mean over seeds, not its best seed.
-    scored = {name: r.get("dev_mean") or r["dev"] for name, r in results.items() if r.get("dev")}
+    own = {name: r.get("dev_mean") or r["dev"] for name, r in results.items() if r.get("dev")}
+    counts = counted(results, below_majority)
+    scored = {name: results[name]["majority_baseline"] if counts[name] == "majority" else dev
+              for name, dev in own.items()}
     summary = metrics.summarize(scored)
+    intervals = intervals or {}
     tasks = {}
     for name, result in results.items():
         task = TASKS[name]
         tasks[name] = {
             "display_name": task.display_name,
-            "dev": scored.get(name),
+            "dev": own.get(name),
             "score": summary["task_scores"].get(name),
+            "model_score": metrics.task_score(task, own[name]) if name in own else None,
+            "counted": counts.get(name),
+            "dev_score_mean": result.get("dev_score_mean", result.get("dev_score")),
+            "dev_score_ci95": (intervals.get(name) or {}).get("ci95"),
+            "dev_score_ci95_method": (intervals.get(name) or {}).get("method"),
+            "seed_numbers": [s["seed"] for s in result.get("seeds") or []],
             "human_baseline": dict(task.human_baseline),
             "human_score": metrics.human_score(task),
             "best_epoch": result.get("best_epoch"),
@@ -39,8 +77,7 @@ def build(results: dict[str, dict], skipped: dict[str, str], wall_seconds: float
             "export": result.get("export"),
             "precision": (result.get("precision") or {}).get("policy"),
             "majority_score": result.get("majority_score"),
-            "below_majority": result.get("majority_score") is not None and result.get("dev_score") is not None
-            and (result.get("dev_score_mean", result["dev_score"]) < result["majority_score"]),
+            "below_majority": _below_majority(result),
             "seeds": len(result.get("seeds") or []) or None,
             "best_seed": result.get("best_seed"),
             "dev_score_std": result.get("dev_score_std"),
@@ -52,6 +89,8 @@ def build(results: dict[str, dict], skipped: dict[str, str], wall_seconds: float
         "missing": summary["missing"],
         "glue_score": summary["glue_score"],
         "mean_over_present": summary["mean_over_present"],
+        "glue_score_std": _glue_score_std(results, counts),
+        "below_majority_policy": below_majority,
         "summary_line": metrics.describe(summary),
         "human_glue_score": metrics.human_glue_score(),
         "wall_seconds": wall_seconds,
@@ -69,33 +108,59 @@ def _components_text(name: str, values: dict | None) -> str:
     return " / ".join(parts)
 
 
+def _points(value) -> str:
+    return f"{round_score(value):.1f}" if value is not None else "–"
+
+
+def _score_cell(row: dict) -> str:
+    """The score the GLUE score counts: mean ± std over seeds, or the majority class's where it stands in."""
+    if row.get("counted") == "majority":
+        return f"{_points(row['majority_score'])} (majority class; model {_points(row['model_score'])})"
+    score = _points(row["score"])
+    if row.get("seeds") and row["seeds"] > 1:
+        score += f" ± {row['dev_score_std']:.1f}"
+    return score
+
+
+def _row(name: str, row: dict, notes: list[str]) -> str:
+    """One task's table row; adds what needs saying about it to ``notes``."""
+    ci = row.get("dev_score_ci95")
+    interval = f"[{_points(ci[0])}, {_points(ci[1])}]" if ci else "–"
+    speed = f"{row['train_examples_per_second']:.1f}" if row.get("train_examples_per_second") else "–"
+    eff = f"{100 * row['padding_efficiency']:.1f}%" if row.get("padding_efficiency") else "–"
+    wall = f"{row['wall_seconds']:.0f}" if row.get("wall_seconds") else "–"
+    if row.get("seeds") and row["seeds"] > 1:
+        notes.append(f"{row['display_name']}: mean ± std over {row['seeds']} seeds "
+                     f"({', '.join(map(str, row['seed_numbers']))}); the export is seed {row['best_seed']}, "
+                     "the best by dev score.")
+    majority = _points(row.get("majority_score"))
+    if row.get("below_majority"):
+        majority += " ⚠"
+        if row.get("counted") == "majority":
+            notes.append(f"{row['display_name']}: below the majority-class score; the GLUE score counts the "
+                         "majority class's, and its test predictions are the majority class (--below-majority majority).")
+        else:
+            notes.append(f"{row['display_name']}: below the majority-class score — the model has learned nothing "
+                         "usable" + (" (GLUE's convention for WNLI is to submit the majority class: "
+                                     "--below-majority majority)." if name == "wnli" else "."))
+    return (f"| {row['display_name']} | {_components_text(name, row['dev'])} | {_score_cell(row)} | {interval} | "
+            f"{majority} | {_points(row['human_score'])} | {row.get('best_epoch') or '–'} | {wall} | {speed} | {eff} |")
+
+
 def to_markdown(report: dict) -> str:
-    lines = ["# GLUE results (dev)", "", f"**{report['summary_line']}** (human baseline GLUE score {report['human_glue_score']})", ""]
+    headline = report["summary_line"]
+    if report.get("glue_score_std") is not None:
+        headline += f" ± {report['glue_score_std']:.1f} (std of the per-seed scores)"
+    lines = ["# GLUE results (dev)", "", f"**{headline}** (human baseline GLUE score {report['human_glue_score']})", ""]
     lines += [
-        "| task | dev | score | majority class | human | best epoch | wall (s) | train ex/s | padding eff. |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| task | dev | score | 95% CI | majority class | human | best epoch | wall (s) | train ex/s | padding eff. |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     notes = []
     for name in [n for n in TASKS if n in report["tasks"]]:
-        row = report["tasks"][name]
-        score = f"{round_score(row['score']):.1f}" if row["score"] is not None else "–"
-        human = f"{round_score(row['human_score']):.1f}" if row["human_score"] is not None else "–"
-        speed = f"{row['train_examples_per_second']:.1f}" if row.get("train_examples_per_second") else "–"
-        eff = f"{100 * row['padding_efficiency']:.1f}%" if row.get("padding_efficiency") else "–"
-        wall = f"{row['wall_seconds']:.0f}" if row.get("wall_seconds") else "–"
-        if row.get("seeds") and row["seeds"] > 1:
-            score += f" ± {row['dev_score_std']:.1f}"
-            notes.append(f"{row['display_name']}: mean ± std over {row['seeds']} seeds; the export is seed "
-                         f"{row['best_seed']}, the best by dev score.")
-        majority = f"{round_score(row['majority_score']):.1f}" if row.get("majority_score") is not None else "–"
-        if row.get("below_majority"):
-            majority += " ⚠"
-            notes.append(f"{row['display_name']}: below the majority-class score — the model has learned nothing "
-                         "usable" + (" (GLUE's convention for WNLI is to submit the majority class)." if name == "wnli" else "."))
-        lines.append(
-            f"| {row['display_name']} | {_components_text(name, row['dev'])} | {score} | {majority} | {human} | "
-            f"{row.get('best_epoch') or '–'} | {wall} | {speed} | {eff} |"
-        )
+        lines.append(_row(name, report["tasks"][name], notes))
+    if any(row.get("dev_score_ci95") for row in report["tasks"].values()):
+        notes.append("95% CI: bootstrap over the dev examples of the score's mean over seeds (glue_tf.intervals).")
     if notes:
         lines += [""] + [f"- {note}" for note in notes]
     if report["skipped"]:
@@ -136,10 +201,23 @@ def write_chart(report: dict, path: Path) -> Path | None:
     return path
 
 
-def write(out_dir, results: dict, skipped: dict, wall_seconds: float | None = None) -> dict:
+def task_intervals(out_dir, results: dict) -> dict[str, dict]:
+    """Each task's bootstrap interval from the seeds' dev predictions kept in ``out_dir`` (where they are)."""
+    from glue_tf import dev_predictions, intervals
+
+    found = {}
+    for name, result in results.items():
+        seeds = dev_predictions.load_run(out_dir, name, result)
+        if seeds:
+            found[name] = intervals.task_interval(TASKS[name], seeds)
+    return found
+
+
+def write(out_dir, results: dict, skipped: dict, wall_seconds: float | None = None,
+          below_majority: str = "model") -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = build(results, skipped, wall_seconds)
+    report = build(results, skipped, wall_seconds, task_intervals(out_dir, results), below_majority)
     chart = write_chart(report, out_dir / "report.png")
     report["chart"] = str(chart) if chart else None
     (out_dir / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")

@@ -14,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+from glue_tf import precision
 from glue_tf.checkpoints import atomic_write_text
 from glue_tf.config import TrainConfig
 from glue_tf.errors import GlueTfError
@@ -49,6 +50,8 @@ def check_or_record(out_dir, config: TrainConfig, data_source: str, overwrite: b
     current = describe(config, data_source)
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
+        if "precision" in saved:  # recorded in an older spelling (mixed_bfloat16): the same run as bfloat16
+            saved["precision"] = precision.ALIASES.get(saved["precision"], saved["precision"])
         changed = differences(saved, current)
         if changed and not overwrite:
             shown = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in changed.items())
@@ -65,13 +68,13 @@ def check_or_record(out_dir, config: TrainConfig, data_source: str, overwrite: b
 
 def finished_result(out_dir, task_name: str) -> dict | None:
     """The result of a task this run already trained and exported, or None."""
-    from glue_tf import export
+    from glue_tf.exports import store
 
     path = RunDir(out_dir).result(task_name)
     if not path.is_file():
         return None
     result = json.loads(path.read_text(encoding="utf-8"))
     exported = result.get("export")
-    if not exported or Path(exported).name not in {str(v) for v in export.versions(Path(exported).parent)}:
+    if not exported or Path(exported).name not in {str(v) for v in store.versions(Path(exported).parent)}:
         return None
     return result

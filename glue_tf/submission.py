@@ -56,3 +56,36 @@ def make_zip(out_dir, zip_path=None) -> tuple[Path, list[str]]:
         for name in present:
             archive.write(folder / name, arcname=name)
     return zip_path, missing
+
+
+# --below-majority: whose answers a task below the majority class submits.
+BELOW_MAJORITY_POLICIES = ("model", "majority")
+
+
+def _model_copy(out_dir, name: str) -> Path:
+    """Where the model's own file waits while the majority class stands in for it."""
+    return predictions_dir(out_dir) / "model" / name
+
+
+def use_majority(out_dir, task: Task, source, majority: bool) -> list[Path]:
+    """Makes ``task``'s test files the training majority class (``majority``) or the model's own again.
+
+    The model's files are kept under ``predictions/model/`` (outside the zip), so
+    switching the policy back and forth never loses them. Returns the files changed.
+    """
+    from glue_tf import metrics
+
+    changed = []
+    for split, name in task.test_splits.items():
+        path, kept = predictions_dir(out_dir) / name, _model_copy(out_dir, name)
+        if majority and split in source.available_splits(task):
+            if path.is_file() and not kept.is_file():
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                path.replace(kept)
+            constant = metrics.majority_prediction(task, [e["label"] for e in source.examples(task, "train")])
+            idx = np.asarray([e["idx"] for e in source.examples(task, split)])
+            changed.append(write_predictions(out_dir, task, split, idx, np.full(len(idx), constant)))
+        elif not majority and kept.is_file():
+            kept.replace(path)
+            changed.append(path)
+    return changed

@@ -13,10 +13,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from glue_tf import backbones, distribute, export, report, run_config, storage, submission
+from glue_tf import backbones, distribute, recipes, report, run_config, storage, submission
 from glue_tf.config import TrainConfig
 from glue_tf.data.sources import Source
 from glue_tf.errors import NotTrainableError
+from glue_tf.exports import store
 from glue_tf.run_dir import RunDir
 from glue_tf.runlog import RunLog
 from glue_tf.tasks import TASKS, Task
@@ -29,10 +30,10 @@ def _missing_for_training(task: Task, source: Source) -> list[str]:
 
 def _score_with_export(task: Task, source: Source, out_dir: Path, log) -> dict | None:
     """Scores ``task`` with an existing export (its own, or its model task's); None if there is none."""
-    from glue_tf.inference import score_export
+    from glue_tf.exports.predictor import score_export
     from glue_tf.predict_files import predictor_for
 
-    path = export.latest(out_dir, task.predicted_by)
+    path = store.latest(out_dir, task.predicted_by)
     if path is None:
         return None
     predictor = predictor_for(path, 64, None)  # the signature GLUE_TF_PRECISION (else auto) picks
@@ -87,12 +88,15 @@ def finished_results(out_dir, exclude=()) -> dict:
 
 
 def train_one(task: Task, source: Source, config: TrainConfig, out_dir, log, strategy, strategy_name: str,
-              verbose="auto", overwrite: bool = False, label: str = "") -> tuple[dict, bool]:
+              verbose="auto", overwrite: bool = False, label: str = "", explicit: frozenset = frozenset()
+              ) -> tuple[dict, bool]:
     """One task, as ``train`` and ``train-all`` both run it: ``(result, True)`` if trained now, or
     ``(result, False)`` where this folder's run (of the same configuration) already exported it.
-    ``label`` starts its log lines (default: the task's name)."""
-    from glue_tf.train import train_task
+    ``label`` starts its log lines (default: the task's name); the recipe's fields for the task fill in
+    every setting but the ``explicit`` ones (``glue_tf.recipes.task_config``)."""
+    from glue_tf.training import train_task
 
+    config = recipes.task_config(config, task.name, explicit)
     label = label or task.name
     done = None if overwrite else run_config.finished_result(out_dir, task.name)
     if done is not None:
@@ -108,6 +112,7 @@ def _start(source: Source, config: TrainConfig, out_dir: Path, tasks: list[Task]
     """Checks the backbone and the folder before anything slow; returns the strategy, and the run log after
     the folder's configuration is recorded or checked (the chief's job)."""
     backbones.check_spec(config.backbone)
+    recipes.check_fresh_seeds(config)
     storage.ensure_writable(out_dir)
     strategy, strategy_name = distribute.select_strategy()
     chief = distribute.is_chief(strategy)
@@ -116,20 +121,31 @@ def _start(source: Source, config: TrainConfig, out_dir: Path, tasks: list[Task]
     return strategy, strategy_name, chief, RunLog(RunDir(out_dir).log, enabled=chief)
 
 
-def train(task: Task, source: Source, config: TrainConfig, out_dir, verbose="auto", overwrite: bool = False) -> dict:
+def finish(out_dir, source: Source, results: dict, skipped: dict, below_majority: str, wall_seconds=None) -> dict:
+    """The folder's report, after the test predictions of tasks below the majority class follow the policy."""
+    counts = report.counted(results, below_majority)
+    for name, whose in counts.items():
+        submission.use_majority(out_dir, TASKS[name], source, whose == "majority")
+    return report.write(out_dir, results, skipped, wall_seconds=wall_seconds, below_majority=below_majority)
+
+
+def train(task: Task, source: Source, config: TrainConfig, out_dir, verbose="auto", overwrite: bool = False,
+          explicit: frozenset = frozenset(), below_majority: str = "model") -> dict:
     """``glue-tf train``: one task into ``out_dir``, then the folder's report; returns the task's result."""
     if task.eval_only:
         raise NotTrainableError(f"{task.name} has no training data; it is predicted with the {task.predicted_by} model")
     out_dir = Path(out_dir)
     strategy, strategy_name, chief, log = _start(source, config, out_dir, [task], overwrite)
-    result, _ = train_one(task, source, config, out_dir, log, strategy, strategy_name, verbose, overwrite)
+    result, _ = train_one(task, source, config, out_dir, log, strategy, strategy_name, verbose, overwrite,
+                          explicit=explicit)
     if chief:
-        report.write(out_dir, {**finished_results(out_dir, exclude=[task.name]), task.name: result}, {})
+        finish(out_dir, source, {**finished_results(out_dir, exclude=[task.name]), task.name: result}, {},
+               below_majority)
     return result
 
 
 def train_all(source: Source, config: TrainConfig, out_dir, tasks: list[Task] | None = None, verbose="auto",
-              overwrite: bool = False) -> dict:
+              overwrite: bool = False, explicit: frozenset = frozenset(), below_majority: str = "model") -> dict:
     """Trains every task in ``tasks`` (default: all) whose data exists; writes and returns the report.
 
     Into a folder that holds a run of the same configuration, tasks already
@@ -152,7 +168,7 @@ def train_all(source: Source, config: TrainConfig, out_dir, tasks: list[Task] | 
         if not missing:
             task_started = time.perf_counter()
             results[task.name], trained = train_one(task, source, config, out_dir, log, strategy, strategy_name,
-                                                    verbose, overwrite, label=prefix)
+                                                    verbose, overwrite, label=prefix, explicit=explicit)
             if not trained:
                 continue
             trained_seconds.append(time.perf_counter() - task_started)
@@ -181,7 +197,7 @@ def train_all(source: Source, config: TrainConfig, out_dir, tasks: list[Task] | 
     if not chief:
         return {}
     results.update(finished_results(out_dir, exclude=results))  # tasks of earlier --tasks subsets
-    written = report.write(out_dir, results, skipped, wall_seconds=wall)
+    written = finish(out_dir, source, results, skipped, below_majority, wall_seconds=wall)
     log(f"train-all: {len(ordered)} tasks in {_duration(wall)}; {written['summary_line']}; "
         f"report at {out_dir / 'report.md'} (and report.json)")
     return written

@@ -4,12 +4,12 @@ Every process compiles its XLA programs afresh: an export's compiled signature
 over its grid of shapes (measured at export, replayed at each service worker's
 warm-up), and the compiled training step per bucket width where XLA is on.
 TensorFlow can keep the compiled executables on disk and load them in the next
-process (``--tf_xla_persistent_cache_directory`` in ``TF_XLA_FLAGS``). On a
-2-core AVX2 EPYC that cut a quick RTE run's signature measurement from 42-45 s
-to 29-32 s (docs/BENCHMARKS.md); what remains of a compile is the lowering to
-HLO, which TensorFlow still runs to build the key. ``TF_XLA_FLAGS`` is read once, when TensorFlow loads,
-so the entry points call :func:`enable` before importing it, through
-:func:`glue_tf.tf_startup.prepare`.
+process (``--tf_xla_persistent_cache_directory`` in ``TF_XLA_FLAGS``), so a
+second run or worker loads what the first compiled instead of compiling it again
+(docs/BENCHMARKS.md measures it); what remains of a compile is the lowering to
+HLO, which TensorFlow still runs to build the key. ``TF_XLA_FLAGS`` is read once,
+when TensorFlow loads, so the entry points call :func:`enable` before importing
+it, through :func:`glue_tf.tf_startup.prepare`.
 
 An entry is keyed by the program's HLO and input signature, and written to a
 temporary file and renamed, so workers and runs can share the folder. The key
@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
-from glue_tf import cpu
+from glue_tf.precision import Machine
 
 SETTING = "GLUE_TF_XLA_CACHE"
 FLAGS_VARIABLE = "TF_XLA_FLAGS"
@@ -43,15 +44,15 @@ FLAG = "--tf_xla_persistent_cache_directory"
 OFF = "off"
 
 
-def enable(environ=os.environ, cpuinfo: str = cpu.CPUINFO) -> str:
-    """Adds the cache folder to ``TF_XLA_FLAGS`` unless the user chose otherwise; returns a log line."""
+def enable(environ: MutableMapping[str, str], machine: Machine) -> str:
+    """Adds ``machine``'s cache folder to ``TF_XLA_FLAGS`` in ``environ`` unless the user chose otherwise;
+    returns a log line. :func:`glue_tf.tf_startup.prepare` passes ``os.environ`` before TensorFlow loads."""
     flags = environ.get(FLAGS_VARIABLE, "")
     if FLAG in flags:
         return f"XLA cache: {FLAGS_VARIABLE} already names one ({flags})"
-    setting = environ.get(SETTING)
-    if setting is not None and setting.strip().lower() in (OFF, ""):
-        return f"XLA cache: off ({SETTING}={setting})"
-    folder = _root(environ, setting) / _machine_key(cpuinfo)
+    folder = machine_folder(environ, machine)
+    if folder is None:
+        return f"XLA cache: off ({SETTING}={environ.get(SETTING)})"
     try:  # TensorFlow fails the compilation itself when it cannot write an entry
         folder.mkdir(parents=True, exist_ok=True)
         if not os.access(folder, os.W_OK | os.X_OK):
@@ -62,7 +63,16 @@ def enable(environ=os.environ, cpuinfo: str = cpu.CPUINFO) -> str:
     return f"XLA cache: {folder}"
 
 
-def describe(environ=os.environ) -> str:
+def machine_folder(environ: Mapping[str, str], machine: Machine) -> Path | None:
+    """The folder :func:`enable` gives TensorFlow for ``machine`` (None where ``GLUE_TF_XLA_CACHE`` turns the cache
+    off); :mod:`glue_tf.timing_cache` keeps export timings beside TensorFlow's entries there."""
+    setting = environ.get(SETTING)
+    if setting is not None and setting.strip().lower() in (OFF, ""):
+        return None
+    return _root(environ, setting) / _machine_key(machine)
+
+
+def describe(environ: Mapping[str, str]) -> str:
     """The cache this process's TensorFlow uses, from ``TF_XLA_FLAGS``, for the run log."""
     for flag in environ.get(FLAGS_VARIABLE, "").split():
         if flag.startswith(f"{FLAG}="):
@@ -77,7 +87,7 @@ def _root(environ, setting: str | None) -> Path:
     return Path(cache_home) / "glue-tf" / "xla"
 
 
-def _machine_key(cpuinfo: str) -> str:
+def _machine_key(machine: Machine) -> str:
     """``tf-<version>-<CPU digest>``: what an entry depends on that TensorFlow's key leaves out."""
     from importlib import metadata
 
@@ -85,5 +95,5 @@ def _machine_key(cpuinfo: str) -> str:
         version = metadata.version("tensorflow")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    described = f"{cpu.model_name(cpuinfo)}|{' '.join(sorted(cpu.flags(cpuinfo)))}"
+    described = f"{machine.cpu_model}|{' '.join(sorted(machine.cpu_flags))}"
     return f"tf-{version}-{hashlib.sha256(described.encode()).hexdigest()[:12]}"

@@ -15,28 +15,15 @@ import sys
 from pathlib import Path
 
 
-def op_types(export_dir: Path) -> tuple[set[str], set[str]]:
-    """``(op types used, names of the graph's own functions)`` of a SavedModel."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    saved = saved_model_pb2.SavedModel()
-    saved.ParseFromString((export_dir / "saved_model.pb").read_bytes())
-    types, functions = set(), set()
-    for meta_graph in saved.meta_graphs:
-        types.update(node.op for node in meta_graph.graph_def.node)
-        for function in meta_graph.graph_def.library.function:
-            functions.add(function.signature.name)
-            types.update(node.op for node in function.node_def)
-    return types - functions, functions
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if "tensorflow_text" in sys.modules:
         raise SystemExit("run this in a fresh interpreter: tensorflow_text registers its ops on import")
     from tensorflow.python.framework import op_def_registry
 
-    types, _ = op_types(Path(argv[0]))
+    from glue_tf.tf_serving_requirements import op_types
+
+    types = op_types(Path(argv[0]))
     missing = sorted(t for t in types if op_def_registry.get(t) is None)
     print(json.dumps({"export": argv[0], "op_types": len(types), "not_in_core_tensorflow": missing}, indent=2))
     return 0

@@ -2,8 +2,11 @@
 
 Each model version has a queue and one thread. The thread takes the first
 waiting request, then keeps taking requests until ``max_batch_size`` instances
-or ``timeout_ms`` have passed, calls the model once (the export pads the batch
-only to its longest text), and hands each request its rows. A queue holding
+or ``timeout_ms`` have passed, calls the model once, and hands each request its
+rows. The export pads each call to the step of
+:func:`glue_tf.exports.signatures.grid_widths` (16, 32, 64, 128 tokens, then
+``max_seq_length``) that holds its longest text, so however varied the traffic,
+a worker's per-shape caches see a few widths. A queue holding
 ``max_queue`` instances answers 429 instead of growing without bound.
 
 Under load, when more than a batch's worth is waiting, the thread takes what is

@@ -1,7 +1,8 @@
 """``glue-tf serve``: the REST service under gunicorn with the project's config.
 
-The flags are only another way to write the ``GLUE_TF_*`` variables that
-``serving/gunicorn.conf.py`` reads (one place checks every setting), so
+The flags are generated from the settings dataclasses (``serving.settings``): each
+is only another way to write its ``GLUE_TF_*`` variable, which
+``serving/gunicorn.conf.py`` reads and checks in one place, so
 ``glue-tf serve --port 9000`` and ``PORT=9000 make serve`` start the same
 server. The command then *becomes* gunicorn (``exec``): signals from a
 terminal, a supervisor or a container runtime reach gunicorn's master itself,
@@ -11,49 +12,59 @@ which stops its workers gracefully.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-CONFIG = Path(__file__).resolve().with_name("gunicorn.conf.py")
+from serving.settings import ServerSettings, Settings, default_text, described
 
-# flag -> the variable gunicorn.conf.py reads (see serving/settings.py for what each takes)
-VARIABLES = {
-    "model_dir": "GLUE_TF_MODEL_DIR",
-    "state_dir": "GLUE_TF_STATE_DIR",
-    "port": "PORT",
-    "bind": "GLUE_TF_BIND",
-    "workers": "GLUE_TF_WORKERS",
-    "threads": "GLUE_TF_THREADS",
-}
+CONFIG = Path(__file__).resolve().with_name("gunicorn.conf.py")
+FIELDS = (*described(ServerSettings), *described(Settings))
+
+
+def flag(field: dataclasses.Field) -> str:
+    return "--" + field.name.replace("_", "-")
+
+
+def _checked(field: dataclasses.Field):
+    """An argparse type that checks a flag's text with its variable's parser and keeps the text."""
+    def check(text: str) -> str:
+        try:
+            field.metadata["parse"](text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(" ".join(str(error).split())) from None
+        return text
+
+    check.__name__ = field.metadata["variable"]  # argparse names it in "invalid ... value"
+    return check
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
-    """Registers ``serve`` on the ``glue-tf`` subcommands."""
+    """Registers ``serve`` on the ``glue-tf`` subcommands, one flag per setting."""
     serve = commands.add_parser(
         "serve", help="serve a run's exports over REST (gunicorn with serving/gunicorn.conf.py)",
-        description="Flags override the GLUE_TF_* variables of the same meaning (README, 'Serving').",
+        description="Each flag overrides the GLUE_TF_* variable of the same meaning (docs/SERVING.md, "
+                    "'Settings'); --port alone listens on 127.0.0.1:PORT.",
     )
-    serve.add_argument("--model-dir", help="a training run's --out folder (GLUE_TF_MODEL_DIR; default runs/latest)")
-    serve.add_argument("--state-dir", help="writable folder for jobs and metrics (GLUE_TF_STATE_DIR)")
-    where = serve.add_mutually_exclusive_group()
-    where.add_argument("--port", type=int, help="listen on 0.0.0.0:PORT (PORT; default 8080)")
-    where.add_argument("--bind", help="listen address, e.g. 127.0.0.1:8080 (GLUE_TF_BIND)")
-    serve.add_argument("--workers", type=int, help="gunicorn worker processes (GLUE_TF_WORKERS; default 2)")
-    serve.add_argument("--threads", type=int, help="threads per worker (GLUE_TF_THREADS; default 16)")
+    for field in FIELDS:
+        help_text = field.metadata["help"].replace("`", "").replace("%", "%%")
+        serve.add_argument(flag(field), type=_checked(field), metavar=field.name.upper(),
+                           help=f"{help_text} ({field.metadata['variable']}; default {default_text(field)})")
     serve.set_defaults(func=run)
     return serve
 
 
-def environment(args: argparse.Namespace, base: dict | None = None) -> dict:
-    """``base`` (default: this process's environment) with the given flags written over it."""
-    env = dict(os.environ if base is None else base)
-    for field, variable in VARIABLES.items():
-        value = getattr(args, field, None)
+def environment(args: argparse.Namespace, base: Mapping[str, str]) -> dict:
+    """``base`` (:func:`run` passes this process's environment) with the given flags written over it."""
+    env = dict(base)
+    for field in FIELDS:
+        value = getattr(args, field.name, None)
         if value is not None:
-            env[variable] = str(value)
-    if args.port is not None:
-        env.pop("GLUE_TF_BIND", None)  # --port means 0.0.0.0:PORT, whatever the environment binds
+            env[field.metadata["variable"]] = str(value)
+    if getattr(args, "port", None) is not None and getattr(args, "bind", None) is None:
+        env.pop("GLUE_TF_BIND", None)  # --port means 127.0.0.1:PORT, whatever the environment binds
     return env
 
 
@@ -65,5 +76,5 @@ def command() -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Replaces this process with gunicorn; returns only if that fails."""
     argv = command()
-    os.execve(argv[0], argv, environment(args))
+    os.execve(argv[0], argv, environment(args, os.environ))
     return 1  # not reached

@@ -1,4 +1,4 @@
-"""gunicorn settings, each from an environment variable (see README, "Serving").
+"""gunicorn settings, each from an environment variable (see docs/SERVING.md, "Settings").
 
 Models are loaded in every worker after the fork (``preload_app`` stays off:
 TensorFlow's thread pools do not survive a fork). ``gthread`` workers let
@@ -17,15 +17,21 @@ import sys
 import time
 
 from glue_tf import tf_startup
-from serving.settings import ServerSettings, Settings, SettingsError
+from serving import allocator
+from serving.chunked import bound_chunk_size
+from serving.settings import ServerSettings, Settings, SettingsError, check_exposure
 
 # Every variable is checked here, in the master, before any worker starts: a bad one
 # stops the server at once with one line (SystemExit passes gunicorn's config loader).
 try:
     _settings = Settings.from_env()
     _server = ServerSettings.from_env()
+    check_exposure(_settings, _server)
 except SettingsError as error:
     sys.exit(f"glue-tf: {error}")
+
+# The workers inherit it: a chunk larger than a whole body may be is refused as it is parsed.
+bound_chunk_size(_settings.max_body_bytes)
 
 # prometheus_client chooses multiprocess mode when first imported, so its folder is set
 # here in the master, before the fork: workers (the app is not preloaded) import it later
@@ -37,6 +43,8 @@ os.makedirs(_metrics_dir, exist_ok=True)
 # TensorFlow reads TF_ENABLE_ONEDNN_OPTS and TF_XLA_FLAGS once, when a worker imports it: chosen here, in
 # the master. The XLA cache lets a restarted worker load its compiled grid instead of compiling it again.
 _tf_startup = tf_startup.prepare()
+# Large tensors from malloc, so a worker's resident set falls back after a big batch (serving/allocator.py).
+_allocator = allocator.prepare()
 
 bind = _server.bind
 workers = _server.workers
@@ -62,7 +70,7 @@ def on_starting(server):
 
 
 def when_ready(server):
-    for line in _tf_startup:
+    for line in (*_tf_startup, _allocator):
         server.log.info(line)
 
 

@@ -7,7 +7,7 @@ complete versions under ``<model_dir>/models/<task>/``; labels such as
 loads each newly wanted version; only then are versions the policy no longer
 wants unloaded, so a task never drops to no model because a newer version failed.
 
-Each version runs the signature ``glue_tf.signature_choice`` picks for this
+Each version runs the signature ``glue_tf.exports.choice`` picks for this
 machine and ``GLUE_TF_PRECISION`` (a request may name another). Before it
 serves, it replays TF Serving's warm-up file
 (``assets.extra/tf_serving_warmup_requests``, one request per compiled grid
@@ -17,7 +17,9 @@ shows a version LOADING meanwhile, then AVAILABLE. A request in flight
 keeps the version it started with. A version that is incomplete (no
 ``saved_model.pb`` or ``metadata.json``: never renamed into place), corrupt,
 for another task, or reached through a link out of the model folder is refused
-with a log line.
+with a log line, and shows END with the reason in its status. As in TF Serving, a
+refused version is tried again on a later scan once its files have changed (a copy
+that was not finished), waiting longer after each failure (``RETRY_BACKOFF_S``).
 """
 
 from __future__ import annotations
@@ -31,9 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from glue_tf import export, inference, signature_choice
-from glue_tf import signatures as glue_signatures
+from glue_tf.exports import choice, saved_model, store
+from glue_tf.exports import predictor as export_predictor
+from glue_tf.exports import signatures as glue_signatures
+from glue_tf.precision import Machine
 from glue_tf.tasks import TASKS, Task
+from serving import allocator
 from serving.errors import ApiError, NotFound, Unavailable
 from serving.model_config import ModelConfig, VersionPolicy
 
@@ -51,12 +56,12 @@ class LoadedModel:
     signatures: dict
     loaded_at: float
     chosen: str = DEFAULT_SIGNATURE  # what a request that names no signature runs
-    reason: str = ""  # why, in words (signature_choice.choose)
+    reason: str = ""  # why, in words (glue_tf.exports.choice.choose)
 
     @functools.cached_property
     def signature_defs(self) -> dict:
         """The SignatureDefs as TF Serving's metadata API renders them (read once, on first ask)."""
-        return export.signature_def_map(self.path)
+        return saved_model.signature_def_map(self.path)
 
     def signature(self, name: str | None):
         signature = self.signatures.get(name or self.chosen)
@@ -76,7 +81,40 @@ class LoadedModel:
     def token_lengths(self, columns: dict[str, list[str]]) -> np.ndarray | None:
         """Each row's token count by the export's own tokenizer (None for an export without its counter)."""
         fields = {name: columns[name] for name in self.task.text_features}
-        return inference.token_lengths(export.token_counter(self.signatures), fields)
+        return export_predictor.token_lengths(saved_model.token_counter(self.signatures), fields)
+
+
+RETRY_BACKOFF_S = (1.0, 60.0)  # the first wait before a refused version is tried again, and the longest
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    """Why a version was refused, and when it may be tried again: TF Serving retries a failed load, and
+    operators copy versions in steps (``saved_model.pb`` first, ``variables/`` later)."""
+
+    reason: str
+    files: tuple  # the folder's files when it was refused: a retry waits for them to change
+    failures: int
+    retry_after: float  # time.monotonic()
+
+    @classmethod
+    def after(cls, previous: "Refusal | None", reason: str, files: tuple) -> "Refusal":
+        failures = (previous.failures if previous else 0) + 1
+        first, longest = RETRY_BACKOFF_S
+        return cls(reason, files, failures, time.monotonic() + min(longest, first * 2 ** (failures - 1)))
+
+
+def _fingerprint(path: Path) -> tuple:
+    """``(relative path, size, mtime)`` of every file under a version folder: what a copy in progress changes."""
+    found = []
+    for file in sorted(path.rglob("*")):
+        try:
+            info = file.stat()
+        except OSError:
+            continue
+        if file.is_file():
+            found.append((str(file.relative_to(path)), info.st_size, info.st_mtime_ns))
+    return tuple(found)
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -87,12 +125,12 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
-def load_version(task: Task, path: Path, precision: str = "auto") -> LoadedModel:
+def load_version(task: Task, path: Path, machine: Machine, precision: str = "auto") -> LoadedModel:
     """Loads, checks and warms up one version; raises ``ValueError`` with the reason if it is unusable.
 
-    ``precision``: ``GLUE_TF_PRECISION``, for the choice of the signature it runs.
+    ``machine`` (where it runs) and ``precision`` (``GLUE_TF_PRECISION``): for the choice of the signature it runs.
     """
-    signatures, metadata = export.load_signatures(path)
+    signatures, metadata = saved_model.load_signatures(path)
     if metadata.get("task") != task.name:
         raise ValueError(f"metadata.json says task {metadata.get('task')!r}, not {task.name!r}")
     default = signatures.get(DEFAULT_SIGNATURE)
@@ -104,9 +142,10 @@ def load_version(task: Task, path: Path, precision: str = "auto") -> LoadedModel
     expected = {"score"} if task.is_regression else {"probabilities", "label_id"}
     if not expected <= set(default.structured_outputs):
         raise ValueError(f"signature outputs {sorted(default.structured_outputs)} lack {sorted(expected)}")
-    chosen, reason = signature_choice.choose(metadata, signatures, precision, setting="GLUE_TF_PRECISION")
+    chosen, reason = choice.choose(metadata, signatures, machine, precision, setting="GLUE_TF_PRECISION")
     model = LoadedModel(task, int(path.name), path, metadata, signatures, time.time(), chosen, reason)
     warm_up(model)  # fails here, not on a client
+    allocator.trim()  # the warm-up's buffers, freed, leave the worker's resident set
     model.loaded_at = time.time()
     return model
 
@@ -143,12 +182,13 @@ class ModelRegistry:
     worker boot); ``initial_load_done`` tells when it has finished.
     """
 
-    def __init__(self, model_dir, config_for=lambda name: DEFAULT_CONFIG, precision: str = "auto"):
+    def __init__(self, model_dir, machine: Machine, config_for=lambda name: DEFAULT_CONFIG, precision: str = "auto"):
         self.model_dir = Path(model_dir)
         self.config_for = config_for
+        self.machine = machine
         self.precision = precision
         self._models: dict[str, dict[int, LoadedModel]] = {}
-        self._refused: dict[tuple[str, int], str] = {}
+        self._refused: dict[tuple[str, int], Refusal] = {}
         self._unloaded: set[tuple[str, int]] = set()
         self._loading: set[tuple[str, int]] = set()  # wanted, not yet served: being loaded and warmed up
         self._lock = threading.Lock()
@@ -192,7 +232,7 @@ class ModelRegistry:
 
     def _tasks(self):
         """``(task, its folder, its config)`` of every task with a model folder this server serves."""
-        root = self.model_dir / "models"
+        root = store.models_dir(self.model_dir)
         for task in TASKS.values():
             config = self.config_for(task.name)
             task_root = root / task.name
@@ -202,7 +242,7 @@ class ModelRegistry:
 
     def _missing(self, task: Task, task_root: Path, config) -> tuple[list[int], list[int]]:
         """``(wanted, missing)``: the versions the policy wants, and those of them not served yet (newest first)."""
-        usable = [v for v in export.versions(task_root) if (task.name, v) not in self._refused]
+        usable = [v for v in store.versions(task_root) if self._may_try(task.name, v, task_root / str(v))]
         wanted = config.policy.select(usable)
         served = self._models.get(task.name, {})
         return wanted, [v for v in reversed(wanted) if v not in served]
@@ -220,14 +260,16 @@ class ModelRegistry:
             served = self._models.get(task.name, {})
             with self._lock:
                 self._loading.add((task.name, version))
+            files = _fingerprint(path)  # before loading: files that change meanwhile are tried again
             try:
                 if not _inside(path, self.model_dir):
                     raise ValueError("resolves outside the model folder (symlink)")
-                loaded = load_version(task, path, self.precision)
+                loaded = load_version(task, path, self.machine, self.precision)
             except Exception as error:  # noqa: BLE001 - any failure refuses the version
                 reason = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
                 with self._lock:
-                    self._refused[(task.name, version)] = reason
+                    self._refused[(task.name, version)] = Refusal.after(self._refused.get((task.name, version)),
+                                                                        reason, files)
                     self._loading.discard((task.name, version))
                 keeping = ", ".join(str(v) for v in sorted(served)) or "no model"
                 changes.append(f"{task.name}: refused version {version} ({reason}); keeping "
@@ -237,6 +279,7 @@ class ModelRegistry:
             with self._lock:
                 self._models.setdefault(task.name, {})[version] = loaded
                 self._loading.discard((task.name, version))
+                self._refused.pop((task.name, version), None)
             self._unloaded.discard((task.name, version))
             changes.append(f"{task.name}: serving version {version} from {path} with {loaded.reason}")
             log.info(changes[-1])
@@ -293,7 +336,7 @@ class ModelRegistry:
         rows.update({v: _state(v, "LOADING") for v in self.loading(task_name) if v not in rows})
         rows.update({v: _state(v, "END") for (name, v) in self._unloaded if name == model_name and v not in rows})
         rows.update({v: _state(v, "END", "UNKNOWN", reason)
-                     for (name, v), reason in self._refused.items() if name == model_name})
+                     for v, reason in self.refused_reasons(model_name).items() if v not in rows})
         if version is not None:
             if version not in rows:
                 raise NotFound(f"Could not find version {version} of model {task_name}", code="version_not_loaded")
@@ -325,7 +368,22 @@ class ModelRegistry:
             return {name: served[max(served)] for name, served in self._models.items() if served}
 
     def refused(self) -> dict[str, str]:
-        return {f"{task}/{version}": reason for (task, version), reason in self._refused.items()}
+        with self._lock:
+            return {f"{task}/{version}": refusal.reason for (task, version), refusal in self._refused.items()}
+
+    def refused_reasons(self, model_name: str) -> dict[int, str]:
+        with self._lock:
+            return {v: refusal.reason for (name, v), refusal in self._refused.items() if name == model_name}
+
+    def _may_try(self, task_name: str, version: int, path: Path) -> bool:
+        """A version not refused, or refused but changed on disk since, once its backoff has passed."""
+        refusal = self._refused.get((task_name, version))  # one atomic read: callers may hold the lock
+        if refusal is None:
+            return True
+        if time.monotonic() < refusal.retry_after or _fingerprint(path) == refusal.files:
+            return False
+        log.info("%s: trying version %d again: its files changed since it was refused", task_name, version)
+        return True
 
     # --- watching ------------------------------------------------------------------------
     def start_watching(self, interval: float) -> None:

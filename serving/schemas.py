@@ -226,11 +226,16 @@ def validate(body, kind: str, task: Task | None, limits: Limits) -> None:
 # --- from validated bodies to model inputs ---------------------------------------------------
 
 def decode_text(value, path, limits: Limits) -> str:
-    """A validated text or ``{"b64": ...}`` value -> str (b64 must hold UTF-8 within the length limit)."""
+    """A validated text or ``{"b64": ...}`` value -> str (strict base64: the value must be exactly what
+    ``base64.b64encode`` writes for its bytes, which must be UTF-8 within the length limit)."""
     if isinstance(value, str):
         return value
+    encoded = value["b64"]
     try:
-        decoded = base64.b64decode(value["b64"], validate=True).decode("utf-8")
+        raw = base64.b64decode(encoded, validate=True)
+        if base64.b64encode(raw).decode("ascii") != encoded:  # validate=True alone accepts "YWJj="
+            raise binascii.Error("not canonical")
+        decoded = raw.decode("utf-8")
     except (binascii.Error, ValueError) as error:
         reason = "invalid UTF-8" if isinstance(error, UnicodeDecodeError) else "invalid base64"
         raise ApiError(f"{where(path)}: the b64 value is {reason}; send the base64 of UTF-8 text",

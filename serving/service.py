@@ -18,7 +18,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from glue_tf import inference, metrics
+from glue_tf import metrics
+from glue_tf.exports import predictor as export_predictor
+from glue_tf.precision import Machine
 from glue_tf.tasks import TASKS, Task
 from serving import labelled_scores, schemas
 from serving.batching import Batcher
@@ -38,7 +40,8 @@ class Service:
         self.job_limits = schemas.Limits(settings.max_job_instances, settings.max_text_chars)
         os.makedirs(settings.state_dir, exist_ok=True)
         self.telemetry = Telemetry(refresh_every=5.0)
-        self.registry = ModelRegistry(settings.model_dir, settings.model_config_for, settings.precision)
+        self.registry = ModelRegistry(settings.model_dir, Machine.detect(), settings.model_config_for,
+                                      settings.precision)
         self.jobs = open_store(settings)
         self._job_requests: OrderedDict[str, tuple[dict, bool]] = OrderedDict()  # parsed, per job, a few
         self._batchers: dict[tuple, Batcher] = {}
@@ -77,10 +80,10 @@ class Service:
 
     def predict_chunked(self, model: LoadedModel, columns: dict, on_progress=None) -> dict:
         """Large inputs (scoring, jobs): length-sorted calls of the chosen signature, reporting progress."""
-        rows = inference.rows_per_call(model.chosen, self.settings.max_batch_size)
+        rows = export_predictor.rows_per_call(model.chosen, self.settings.max_batch_size)
         call = lambda chunk: _input_errors_as_400(lambda: self._call(model, None, chunk))  # noqa: E731
         lengths = _input_errors_as_400(lambda: model.token_lengths(columns))
-        return inference.run_length_sorted(call, columns, rows, on_progress, lengths)
+        return export_predictor.run_length_sorted(call, columns, rows, on_progress, lengths)
 
     def _call(self, model: LoadedModel, signature: str | None, columns: dict) -> dict:
         outputs = model.predict(columns, signature)
@@ -134,7 +137,7 @@ class Service:
         if self.jobs.active() >= self.settings.max_concurrent_jobs * 4:
             raise Overloaded("too many scoring jobs are queued or running; retry later", headers={"Retry-After": "10"})
         chunks = labelled_scores.plan_chunks(parsed, self.settings.max_batch_size * 4)
-        job_id = self.jobs.create(body, chunks)
+        job_id = self.jobs.create(body, chunks, self.settings.job_store_max_bytes)
         if self.runner is not None:  # else this worker's runner starts once its models are loaded
             self.runner.wake()
         return job_id, labelled_scores.total_instances(parsed)
@@ -144,8 +147,8 @@ class Service:
             if job_id in self._job_requests:
                 return self._job_requests[job_id]
         job = self.jobs.get(job_id, with_request=True)
-        if job is None:
-            raise NotFound(f"no job {job_id!r}")
+        if job is None or job["request"] is None:  # gone, or ended (cancelled) while a chunk was scored
+            raise NotFound(f"job {job_id!r} has no request to score (it has ended)")
         parsed = labelled_scores.parse_job(job["request"], self.job_limits)
         with self._lock:
             self._job_requests[job_id] = parsed

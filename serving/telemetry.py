@@ -12,8 +12,11 @@ built the same way in both modes; only ``render`` differs.
 from __future__ import annotations
 
 import os
+import platform
+import sys
 import threading
 import time
+from importlib import metadata
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -25,7 +28,15 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+from werkzeug.http import HTTP_STATUS_CODES
 
+from glue_tf.tasks import TASKS
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+STATUSES = frozenset(str(code) for code in HTTP_STATUS_CODES)
+# label -> distribution whose version it carries (python: the interpreter's)
+BUILD_LABELS = {"glue_tf": "glue-tf", "tensorflow": "tensorflow", "tensorflow_text": "tensorflow-text",
+                "keras": "keras", "python": ""}
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -71,9 +82,14 @@ class Telemetry:
         self.process_rss = Gauge(
             "glue_tf_process_resident_memory_bytes", "Resident memory of this worker in bytes.",
             multiprocess_mode="liveall", registry=reg)
-        self.process_cpu = Gauge(
-            "glue_tf_process_cpu_seconds", "User and system CPU time of this worker in seconds.",
-            multiprocess_mode="liveall", registry=reg)
+        # A counter: every worker adds its own CPU time as it goes, and a dead worker's seconds still count.
+        self.process_cpu = Counter(
+            "glue_tf_process_cpu_seconds", "User and system CPU time of the workers in seconds.", registry=reg)
+        self._cpu_counted = 0.0
+        self.build_info = Gauge(
+            "glue_tf_build_info", "Always 1; the labels say which versions this service runs.",
+            tuple(BUILD_LABELS), multiprocess_mode="max", registry=reg)
+        self.build_info.labels(**build_versions()).set(1)
         self._lock = threading.Lock()
         self._job_states: set[str] = set()
         self._last_process_refresh = float("-inf")
@@ -89,8 +105,12 @@ class Telemetry:
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float,
                         task: str | None = None, model_version: int | None = None) -> None:
-        task_label = task or ""
-        self.requests.labels(endpoint, method, str(int(status)), task_label, _version(model_version)).inc()
+        """Label values come from known sets (the caller's route names, ``METHODS``, the task registry,
+        HTTP's status codes); anything else is ``other``, so a client cannot add series."""
+        task_label = "" if task is None else _known(task, TASKS)
+        status_label = _known(str(int(status)), STATUSES)
+        self.requests.labels(endpoint, _known(method, METHODS), status_label, task_label,
+                             _version(model_version)).inc()
         self.request_seconds.labels(endpoint, task_label).observe(max(0.0, float(seconds)))
         self._refresh_process()
 
@@ -129,7 +149,33 @@ class Telemetry:
         rss = _resident_bytes()
         if rss is not None:
             self.process_rss.set(rss)
-        self.process_cpu.set(time.process_time())
+        with self._lock:
+            spent = time.process_time()
+            added, self._cpu_counted = spent - self._cpu_counted, max(spent, self._cpu_counted)
+        if added > 0:
+            self.process_cpu.inc(added)
+
+
+def _known(value: str, known) -> str:
+    return value if value in known else "other"
+
+
+def build_versions() -> dict[str, str]:
+    """Installed versions, read from package metadata (nothing is imported for it); keras only where this
+    process has imported it (the service may run without it)."""
+    found = {}
+    for label, distribution in BUILD_LABELS.items():
+        if not distribution:
+            continue
+        if distribution == "keras" and "keras" not in sys.modules:
+            found[label] = ""
+            continue
+        try:
+            found[label] = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            found[label] = ""
+    found["python"] = platform.python_version()
+    return found
 
 
 def _version(model_version: int | None) -> str:
@@ -144,7 +190,6 @@ def _resident_bytes() -> int | None:
         pass
     try:  # not Linux: peak rather than current RSS, better than nothing
         import resource
-        import sys
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak if sys.platform == "darwin" else peak * 1024
     except (ImportError, OSError):

@@ -2,7 +2,10 @@
 
 import logging
 
+from serving import allocator
 from serving.app import create_app
+from serving.settings import Settings
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-app = create_app()
+allocator.return_large_blocks()  # before TensorFlow loads: its freed tensors then leave the resident set
+app = create_app(Settings.from_env())  # this worker's settings, read where it starts

@@ -24,6 +24,12 @@ REAL_DATA = {
 }
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-examples", action="store_true",
+                     help="rewrite the ```json answers in README.md and docs/SERVING.md from a live run "
+                          "(tests/test_readme_examples.py) instead of comparing them")
+
+
 def _real_data(variable: str, marker: str, what: str, why: str) -> Path:
     path = Path(os.environ.get(variable) or REAL_DATA[variable]).resolve()
     if not (path / marker).is_file():
@@ -101,7 +107,7 @@ def trained_exports(tmp_path_factory, tiny_preset, glue_dir) -> Path:
     from glue_tf.config import TrainConfig
     from glue_tf.data.sources import TsvSource
     from glue_tf.tasks import TASKS
-    from glue_tf.train import train_task
+    from glue_tf.training import train_task
 
     out = tmp_path_factory.mktemp("run")
     config = TrainConfig(backbone=str(tiny_preset), epochs=1, batch_size=8, max_train_examples=32,

@@ -56,9 +56,9 @@ class Model:
 
 @pytest.fixture(scope="module")
 def model(tiny_exports):
-    from glue_tf import export
+    from glue_tf.exports import saved_model, store
 
-    signature, metadata = export.load(export.latest(tiny_exports, "cola"))
+    signature, metadata = saved_model.load(store.latest(tiny_exports, "cola"))
     assert metadata["task"] == "cola"
     return Model(signature)
 

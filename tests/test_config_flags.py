@@ -22,14 +22,15 @@ def test_every_field_is_a_flag_and_reaches_the_config():
         "train", "--task", "rte", "--backbone", "bert_tiny_en_uncased", "--epochs", "5", "--batch-size", "16",
         "--learning-rate", "3e-5", "--max-seq-length", "64", "--precision", "float32", "--seed", "7",
         "--dropout", "0.2", "--weight-decay", "0.05", "--warmup-fraction", "0.06", "--clip-norm", "0",
-        "--eval-batch-size", "128", "--no-jit-compile", "--max-train-examples", "100", "--max-eval-examples", "50",
+        "--optimizer-apply", "raw", "--eval-batch-size", "128", "--no-jit-compile", "--max-train-examples", "100", "--max-eval-examples", "50",
         "--seeds", "3", "--checkpoint-every", "0", "--skip-export-measurements", "--logging-steps", "25",
+        "--recipe", "recipes/other.json",
     ))
     expected = TrainConfig(
         backbone="bert_tiny_en_uncased", epochs=5, batch_size=16, learning_rate=3e-5, max_seq_length=64,
         precision="float32", seed=7, dropout=0.2, weight_decay=0.05, warmup_fraction=0.06, clip_norm=0.0,
-        eval_batch_size=128, jit_compile=False, max_train_examples=100, max_eval_examples=50, seeds=3,
-        checkpoint_every=0, measure_export=False, logging_steps=25,
+        optimizer_apply="raw", eval_batch_size=128, jit_compile=False, max_train_examples=100, max_eval_examples=50, seeds=3,
+        checkpoint_every=0, measure_export=False, logging_steps=25, recipe="recipes/other.json",
     )
     assert config == expected
     # Every field was given a value other than its default above: a new field must be added here too.

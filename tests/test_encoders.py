@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from glue_tf import export, features
+from glue_tf import features
 from glue_tf.config import TrainConfig
 from glue_tf.data.sources import TsvSource
-from glue_tf.evaluation import Predictor
+from glue_tf.evaluation import KerasScorer
+from glue_tf.exports import saved_model, store
 from glue_tf.tasks import TASKS
-from glue_tf.train import train_task
+from glue_tf.training import train_task
 from support.tiny import make_family_preset
 
 pytestmark = pytest.mark.long  # 4 families x ~1 min of TF tracing: make test-long
@@ -44,7 +45,7 @@ def test_family_trains_and_exports(family, backbone_class, rte_texts, small_glue
     assert 0.0 <= result["dev_score"] <= 100.0  # points
 
     # The text-in export computes what the Keras model computes on the same pairs.
-    signature, metadata = export.load(export.latest(tmp_path / "run", "rte"))
+    signature, metadata = saved_model.load(store.latest(tmp_path / "run", "rte"))
     assert metadata["backbone"]["class"] == backbone_class
     examples = source.examples(task, "validation")[:12]
     served = signature(**{f: tf.constant([e[f] for e in examples]) for f in task.text_features})["logits"].numpy()
@@ -56,4 +57,4 @@ def test_family_trains_and_exports(family, backbone_class, rte_texts, small_glue
     model = model_lib.build(backbone, task)
     model.load_weights(tmp_path / "run" / "work" / "rte" / "best.weights.h5")
     encoded = features.encode(source.load(task, "validation").take(12), task, preprocessor)
-    np.testing.assert_allclose(served, Predictor(model).logits(encoded), atol=1e-4)
+    np.testing.assert_allclose(served, KerasScorer(model).logits(encoded), atol=1e-4)

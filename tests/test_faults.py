@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from glue_tf import export
+from glue_tf.exports import saved_model, store
 
 pytestmark = pytest.mark.long
 DRIVER = Path(__file__).resolve().parent / "support" / "crash_driver.py"
@@ -40,9 +40,9 @@ def _crash(point, args):
 
 
 def _assert_complete(out, version="1"):
-    path = export.latest(out, "sst2")
+    path = store.latest(out, "sst2")
     assert path is not None and path.name == version
-    signature, _ = export.load(path)
+    signature, _ = saved_model.load(path)
     import tensorflow as tf
 
     assert signature(sentence=tf.constant(["a fine film"]))["label_id"].shape == (1,)
@@ -66,7 +66,7 @@ def test_kill_during_export_never_replaces_a_good_export(tiny_preset, glue_dir, 
     out = tmp_path / "run"
     crashed = _crash("export", _args(tiny_preset, glue_dir, out))
     assert crashed.returncode == -signal.SIGKILL
-    assert export.latest(out, "sst2") is None and list((out / "models" / "sst2").glob(".tmp-*"))
+    assert store.latest(out, "sst2") is None and list((out / "models" / "sst2").glob(".tmp-*"))
     assert _glue_tf(_args(tiny_preset, glue_dir, out)).returncode == 0
     _assert_complete(out)  # resumed after training: exported once, the leftover removed
 
@@ -74,8 +74,8 @@ def test_kill_during_export_never_replaces_a_good_export(tiny_preset, glue_dir, 
     # the good one serving.
     again = _crash("export", _args(tiny_preset, glue_dir, out, "--seed", "7", "--overwrite"))
     assert again.returncode == -signal.SIGKILL
-    assert export.latest(out, "sst2").name == "1"
-    signature, metadata = export.load(export.latest(out, "sst2"))
+    assert store.latest(out, "sst2").name == "1"
+    signature, metadata = saved_model.load(store.latest(out, "sst2"))
     assert metadata["version"] == 1
 
 
@@ -83,12 +83,12 @@ def test_kill_after_the_export_is_committed_resumes_without_a_second_version(tin
     out = tmp_path / "run"
     crashed = _crash("exported", _args(tiny_preset, glue_dir, out))
     assert crashed.returncode == -signal.SIGKILL
-    assert export.latest(out, "sst2").name == "1" and not (out / "work" / "sst2" / "result.json").exists()
+    assert store.latest(out, "sst2").name == "1" and not (out / "work" / "sst2" / "result.json").exists()
     resumed = _glue_tf(_args(tiny_preset, glue_dir, out))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "already holds these weights" in (out / "run.log").read_text()
     _assert_complete(out)  # still version 1, and nothing else
-    assert export.versions(export.task_dir(out, "sst2")) == [1]
+    assert store.versions(store.task_dir(out, "sst2")) == [1]
     assert (out / "work" / "sst2" / "result.json").is_file()
 
 

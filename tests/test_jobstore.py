@@ -17,10 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from serving.errors import ApiError
 from serving.jobs import StoreUnavailable
+from serving.jobs.store import StoreFull
 from serving.jobs.sqlite import SqliteJobStore
 
 CHUNKS = [("rte", "validation", 0, 4), ("rte", "validation", 4, 8), ("stsb", "validation", 0, 3)]
+QUOTA = 1 << 20  # bytes of request bodies the store holds at once
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -36,11 +39,11 @@ def store(request, tmp_path):
 
 
 def test_a_job_is_created_listed_and_read_back(store):
-    job_id = store.create({"task": "rte", "instances": ["x"]}, CHUNKS)
+    job_id = store.create({"task": "rte", "instances": ["x"]}, CHUNKS, QUOTA)
     job = store.get(job_id, with_request=True)
     assert job["status"] == "queued" and job["progress"] == {"done": 0, "total": 11}
     assert job["request"] == {"task": "rte", "instances": ["x"]} and job["attempts"] == 0
-    other = store.create({"task": "cola"}, [("cola", "validation", 0, 2)])
+    other = store.create({"task": "cola"}, [("cola", "validation", 0, 2)], QUOTA)
     assert [j["id"] for j in store.list()] == [other, job_id]  # newest first
     assert [j["id"] for j in store.list(status="queued", limit=1)] == [other]
     assert store.list(status="succeeded") == []
@@ -49,7 +52,7 @@ def test_a_job_is_created_listed_and_read_back(store):
 
 
 def test_chunks_are_leased_one_owner_at_a_time_and_recorded_once(store):
-    job_id = store.create({}, CHUNKS)
+    job_id = store.create({}, CHUNKS, QUOTA)
     first = store.claim("host-a", lease_seconds=60)
     second = store.claim("host-b", lease_seconds=60)
     assert (first.job_id, first.idx, first.start, first.stop, first.claims) == (job_id, 0, 0, 4, 1)
@@ -63,7 +66,7 @@ def test_chunks_are_leased_one_owner_at_a_time_and_recorded_once(store):
 
 
 def test_a_dead_owners_chunk_is_taken_over_after_its_lease(store):
-    job_id = store.create({}, CHUNKS[:1])
+    job_id = store.create({}, CHUNKS[:1], QUOTA)
     lost = store.claim("host-a", lease_seconds=0.3)
     assert store.claim("host-b", lease_seconds=60) is None  # leased
     time.sleep(0.6)
@@ -84,7 +87,7 @@ def test_a_dead_owners_chunk_is_taken_over_after_its_lease(store):
 
 def test_concurrent_owners_score_every_chunk_exactly_once(store):
     chunks = [("rte", "validation", 10 * i, 10 * i + 10) for i in range(40)]
-    job_id = store.create({}, chunks)
+    job_id = store.create({}, chunks, QUOTA)
     claimed: dict[str, list[int]] = {}
 
     def host(name):
@@ -105,23 +108,50 @@ def test_concurrent_owners_score_every_chunk_exactly_once(store):
 
 
 def test_cancel_stops_the_chunks_and_a_finished_job_stays(store):
-    job_id = store.create({}, CHUNKS)
+    job_id = store.create({}, CHUNKS, QUOTA)
     assert store.cancel(job_id) is True
     assert store.claim("host-a", 60) is None
     assert store.get(job_id)["status"] == "cancelled"
     assert store.cancel(job_id) is False
-    done = store.create({}, CHUNKS[:1])
+    done = store.create({}, CHUNKS[:1], QUOTA)
     chunk = store.claim("host-a", 60)
     store.record(chunk, "host-a", [1, 1, 1, 1])
     store.finish(done, {})
     assert store.cancel(done) is False and store.get(done)["status"] == "succeeded"
 
 
+def test_the_byte_quota_holds_and_ending_a_job_frees_its_request(store):
+    body = {"task": "rte", "instances": ["x" * 1000]}
+    size = len(json.dumps(body))
+    quota = 3 * size
+    jobs = [store.create(body, CHUNKS[:1], quota) for _ in range(3)]
+    with pytest.raises(StoreFull) as full:
+        store.create(body, CHUNKS[:1], quota)
+    assert full.value.status == 429 and full.value.headers["Retry-After"]
+    with pytest.raises(ApiError) as too_large:
+        store.create({"task": "rte", "instances": ["x" * 3 * size]}, CHUNKS[:1], quota)
+    assert too_large.value.status == 413 and "GLUE_TF_JOB_STORE_MAX_BYTES" in too_large.value.message
+
+    assert store.cancel(jobs[0])  # cancelled: its request goes, room for one more
+    assert store.get(jobs[0], with_request=True)["request"] is None
+    store.create(body, CHUNKS[:1], quota)
+    chunk = store.claim("host-a", 60)
+    store.record(chunk, "host-a", [1, 1, 1, 1])
+    store.finish(chunk.job_id, {"score": 1})  # succeeded: its request goes, its result stays
+    finished = store.get(chunk.job_id, with_request=True)
+    assert finished["request"] is None and finished["result"] == {"score": 1}
+    assert store.fail(jobs[2], "boom") and store.get(jobs[2], with_request=True)["request"] is None
+    for _ in range(2):
+        store.create(body, CHUNKS[:1], quota)
+    with pytest.raises(StoreFull):
+        store.create(body, CHUNKS[:1], quota)
+
+
 def test_failed_and_purged_jobs(store):
-    failing = store.create({}, CHUNKS[:1])
+    failing = store.create({}, CHUNKS[:1], QUOTA)
     assert store.fail(failing, "boom") is True and store.fail(failing, "again") is False
     assert store.get(failing)["error"] == "boom"
-    keep = store.create({}, CHUNKS[:1])
+    keep = store.create({}, CHUNKS[:1], QUOTA)
     assert store.purge(older_than_seconds=3600) == 0  # finished just now: kept
     time.sleep(0.3)
     assert store.purge(older_than_seconds=0.1) == 1
@@ -133,7 +163,7 @@ def test_postgres_down_is_a_prompt_503_and_it_recovers(postgres, postgres_url):
 
     store = PostgresJobStore(postgres_url)
     try:
-        job_id = store.create({}, CHUNKS[:1])
+        job_id = store.create({}, CHUNKS[:1], QUOTA)
         postgres.kill()
         started = time.monotonic()
         with pytest.raises(StoreUnavailable) as refused:

@@ -44,8 +44,9 @@ VERSIONS = (KUBERNETES_VERSION, OLDEST_KUBERNETES_VERSION)
 # The keys build() emulates; kustomize has many more (labels, images, namespace, ...), but one
 # this offline build does not apply would make what is validated here differ from what
 # `kubectl apply -k` creates, so any other key fails.
-KUSTOMIZATION_KEYS = {"apiVersion", "kind", "resources", "patches"}
+KUSTOMIZATION_KEYS = {"apiVersion", "kind", "resources", "patches", "images"}
 PATCH_KEYS = {"path"}
+IMAGE_KEYS = {"name", "newName", "newTag"}
 # Strategic merge keys (the Kubernetes API's patchMergeKey) of the lists the patches may touch;
 # every other list is replaced, maps are merged recursively.
 MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "volumes": "name",
@@ -55,6 +56,18 @@ ENUMS = {"imagePullPolicy": {"Always", "IfNotPresent", "Never"}, "restartPolicy"
          "protocol": {"TCP", "UDP", "SCTP"}, "completionMode": {"Indexed", "NonIndexed"},
          "whenUnsatisfiable": {"DoNotSchedule", "ScheduleAnyway"}}
 DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+
+
+def dockerfile_stage(name: str) -> str:
+    """The text of the Dockerfile's stage ``FROM ... AS <name>``, up to the next FROM."""
+    stages = re.split(r"^FROM ", DOCKERFILE, flags=re.M)
+    found = [stage for stage in stages if re.match(rf"\S+ AS {name}\s", stage)]
+    assert len(found) == 1, f"Dockerfile: {len(found)} stages named {name}"
+    return found[0]
+
+
+def serving_stage() -> str:
+    return dockerfile_stage("serving")
 
 
 # --- loading, building, validating -------------------------------------------------------------
@@ -80,7 +93,21 @@ def read_kustomization(folder: Path) -> dict:
     for entry in kustomization.get("patches", []):
         assert set(entry) <= PATCH_KEYS and "path" in entry, f"{path}: patch {entry} (only `path` is emulated)"
         assert (folder / entry["path"]).is_file(), f"{path}: patch {entry['path']} not found"
+    for entry in kustomization.get("images", []):
+        assert set(entry) <= IMAGE_KEYS and "name" in entry, f"{path}: image {entry} (only {sorted(IMAGE_KEYS)})"
     return kustomization
+
+
+def set_images(docs: list[dict], images: list[dict]) -> None:
+    """kustomize's ``images:``: a container whose image is ``name`` (any tag) gets ``newName``/``newTag``."""
+    for doc in docs:
+        template = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for c in template.get("containers", []) + template.get("initContainers", []):
+            name = c["image"].split(":")[0]
+            for entry in images:
+                if entry["name"] == name:
+                    tag = entry.get("newTag", c["image"].partition(":")[2])
+                    c["image"] = entry.get("newName", name) + (f":{tag}" if tag else "")
 
 
 def strategic_merge(base, patch, field: str | None = None):
@@ -128,6 +155,7 @@ def build(folder: Path) -> list[dict]:
                        and doc["metadata"]["name"] == patch["metadata"]["name"]]
             assert len(targets) == 1, f"{entry['path']}: patches {len(targets)} objects, not 1"
             docs[targets[0]] = strategic_merge(docs[targets[0]], patch)
+    set_images(docs, kustomization.get("images", []))
     names = [(doc["kind"], doc["metadata"]["name"]) for doc in docs]
     assert len(names) == len(set(names)), f"{folder}: an object is defined twice: {names}"
     return docs
@@ -347,7 +375,7 @@ def test_the_configmap_sets_only_service_variables(serving_docs):
 
 def test_the_service_accepts_the_whole_configuration(serving_docs, monkeypatch):
     """The pod's environment, run through the service's own settings parsers."""
-    from serving.settings import ServerSettings, Settings, SettingsError
+    from serving.settings import ServerSettings, Settings, SettingsError, check_exposure
 
     deployment = one(serving_docs, "Deployment", "glue-tf")
     env = environment(serving_docs, container(deployment, "glue-tf"))
@@ -357,17 +385,73 @@ def test_the_service_accepts_the_whole_configuration(serving_docs, monkeypatch):
         monkeypatch.setenv(name, value)
     try:
         settings, server = Settings.from_env(), ServerSettings.from_env()
+        check_exposure(settings, server)
     except SettingsError as error:
         pytest.fail(f"the service refuses the manifests' settings: {error}")
     assert settings.api_token == env["GLUE_TF_API_TOKEN"]
-    assert server.bind.endswith(f":{env['PORT']}")
+    assert server.bind == f"0.0.0.0:{named_port(container(deployment, 'glue-tf'), 'gunicorn')}"
+    assert not server.loopback_only  # so the token is required, and set from the Secret
+
+
+def test_the_proxy_sidecar_runs_the_images_proxy_over_the_same_settings(serving_docs, monkeypatch):
+    """The sidecar's command is the image's own launcher in proxy-only mode, on files the Dockerfile
+    copies from this checkout, in front of gunicorn's port in the same pod; its settings pass the same checks."""
+    from serving.settings import ServerSettings, Settings, check_exposure
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import serve_deployed
+
+    deployment = one(serving_docs, "Deployment", "glue-tf")
+    proxy, app = container(deployment, "proxy"), container(deployment, "glue-tf")
+    assert proxy["image"] == app["image"]
+    copied = {dest: src for src, dest in re.findall(r"^COPY (?!--from)(\S+) (\S+)", serving_stage(), re.M)}
+    assert copied[proxy["command"][1]] == "scripts/serve_deployed.py"
+    args = serve_deployed.parse_args(proxy["command"][2:])
+    assert copied[args.template] == "deploy/nginx/glue-tf.conf"
+    assert args.proxy_only == f"127.0.0.1:{named_port(app, 'gunicorn')}"
+    env = environment(serving_docs, proxy)
+    for name in [n for n in os.environ if n.startswith("GLUE_TF_") or n == "PORT"]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.from_env()
+    check_exposure(settings, ServerSettings.from_env(bind=f"0.0.0.0:{env['PORT']}"))
+    # Its body limit and timeout are the service's: the same ConfigMap.
+    assert [s["configMapRef"]["name"] for s in proxy["envFrom"]] == [s["configMapRef"]["name"] for s in app["envFrom"]]
+    state = mount(proxy, settings.state_dir)
+    assert "emptyDir" in volume(deployment, state["name"])
+
+
+def test_images_are_pinned_to_the_package_version(base, overlay, training):
+    """No `:latest`: every image has a tag, and the project's own are tagged with the package version,
+    as `make docker-build` tags them, through kustomize `images:`."""
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    makefile = (ROOT / "Makefile").read_text()
+    own = {re.search(rf"^{var} \?= (\S+)", makefile, re.M)[1] for var in ("IMAGE", "TRAIN_IMAGE")}
+    seen = set()
+    for docs in (base, overlay, training):
+        for doc in docs:
+            for c in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+                name, _, tag = c["image"].partition(":")
+                assert tag and tag != "latest", f"{doc['metadata']['name']}/{c['name']}: image {c['image']} not pinned"
+                if name in own:
+                    assert tag == version, f"{c['image']}: not the package version {version}"
+                    seen.add(name)
+    assert seen == own
+    for path in manifest_files():
+        assert ":latest" not in path.read_text(encoding="utf-8"), path
 
 
 def test_deployment_shape(serving_docs):
     deployment = one(serving_docs, "Deployment", "glue-tf")
     c = container(deployment, "glue-tf")
-    assert deployment["spec"]["replicas"] == 2
+    assert "replicas" not in deployment["spec"]  # the HPA owns the count
+    assert [x["name"] for x in pod_spec(deployment)["containers"]] == ["glue-tf", "proxy"]
     assert c["image"].split(":")[0] == re.search(r"^IMAGE \?= (\S+)", (ROOT / "Makefile").read_text(), re.M)[1]
+    assert c["command"] == ["gunicorn", "-c", "/etc/glue-tf/gunicorn.conf.py"]
+    assert re.search(r"^COPY serving/gunicorn\.conf\.py /etc/glue-tf/gunicorn\.conf\.py$", serving_stage(), re.M)
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert [s["configMapRef"]["name"] for s in c["envFrom"]] == ["glue-tf-config"]
@@ -381,18 +465,24 @@ def test_deployment_shape(serving_docs):
 
 
 def test_ports_agree_from_dockerfile_to_service(serving_docs):
+    """Clients reach the proxy only (the Service's port); Prometheus scrapes gunicorn's, as the image has them."""
     deployment = one(serving_docs, "Deployment", "glue-tf")
-    c = container(deployment, "glue-tf")
-    env = environment(serving_docs, c)
-    http = [p for p in c["ports"] if p.get("name") == "http"]
-    assert len(http) == 1
-    port = http[0]["containerPort"]
-    assert port == int(env["PORT"])
-    assert str(port) in re.search(r"^EXPOSE (.+)$", DOCKERFILE, re.M)[1].split()
+    proxy, app = container(deployment, "proxy"), container(deployment, "glue-tf")
+    port = named_port(proxy, "http")
+    assert port == int(environment(serving_docs, proxy)["PORT"])
+    exposed = re.search(r"^EXPOSE (.+)$", serving_stage(), re.M)[1].split()
+    gunicorn = named_port(app, "gunicorn")
+    assert {str(port), str(gunicorn)} <= set(exposed)
+    assert environment(serving_docs, app)["GLUE_TF_BIND"] == f"0.0.0.0:{gunicorn}"
+    assert f'"--gunicorn-bind", "0.0.0.0:{gunicorn}"' in serving_stage()  # the image alone: same port
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) == gunicorn and annotations["prometheus.io/path"] == "/metrics"
     service = one(serving_docs, "Service", "glue-tf")
     assert service["spec"]["type"] == "ClusterIP"
     assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
-    assert [(p["port"], named_port(c, p["targetPort"])) for p in service["spec"]["ports"]] == [(80, port)]
+    assert [(p["port"], named_port(proxy, p["targetPort"])) for p in service["spec"]["ports"]] == [(80, port)]
+    assert "http" not in [p["name"] for p in app["ports"]]
 
 
 def test_probes_are_routes_the_app_registers(serving_docs):
@@ -404,14 +494,19 @@ def test_probes_are_routes_the_app_registers(serving_docs):
     for blueprint in blueprints.ALL:
         app.register_blueprint(blueprint)
     routes = app.url_map.bind("localhost")
-    c = container(one(serving_docs, "Deployment", "glue-tf"), "glue-tf")
-    port = next(p["containerPort"] for p in c["ports"] if p["name"] == "http")
+    deployment = one(serving_docs, "Deployment", "glue-tf")
+    c, proxy = container(deployment, "glue-tf"), container(deployment, "proxy")
+    port = named_port(c, "gunicorn")
     expected = {"readinessProbe": "operations.readyz", "livenessProbe": "operations.healthz",
                 "startupProbe": "operations.healthz"}
     for probe, endpoint in expected.items():
         get = c[probe]["httpGet"]
         assert routes.match(get["path"], method="GET")[0] == endpoint, probe
         assert named_port(c, get["port"]) == port, probe
+    # The pod is ready (gets Service traffic) when the service answers ready through the proxy.
+    ready = proxy["readinessProbe"]["httpGet"]
+    assert routes.match(ready["path"], method="GET")[0] == "operations.readyz"
+    assert named_port(proxy, ready["port"]) == named_port(proxy, "http")
     startup = c["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 120  # time to load every model
     assert c["readinessProbe"]["periodSeconds"] < c["livenessProbe"]["periodSeconds"]
@@ -462,18 +557,20 @@ def test_volumes_models_read_only_state_in_an_emptydir(serving_docs, monkeypatch
 
 
 def test_security_context_is_the_dockerfiles_non_root_user(serving_docs):
-    uid = int(re.search(r"^USER (\d+)", DOCKERFILE, re.M)[1])
+    uid = int(re.search(r"^USER (\d+)", serving_stage(), re.M)[1])
     assert uid == 10001
     deployment = one(serving_docs, "Deployment", "glue-tf")
     pod = pod_spec(deployment)["securityContext"]
-    c = container(deployment, "glue-tf")
-    effective = {**pod, **c["securityContext"]}  # the container's own settings win
-    assert effective["runAsNonRoot"] is True
-    assert effective["runAsUser"] == uid
-    assert effective["readOnlyRootFilesystem"] is True
-    assert effective["allowPrivilegeEscalation"] is False
-    assert effective["capabilities"] == {"drop": ["ALL"]}
-    assert effective["seccompProfile"] == {"type": "RuntimeDefault"}
+    for c in pod_spec(deployment)["containers"]:
+        effective = {**pod, **c["securityContext"]}  # the container's own settings win
+        assert effective["runAsNonRoot"] is True, c["name"]
+        assert effective["runAsUser"] == uid, c["name"]
+        assert effective["readOnlyRootFilesystem"] is True, c["name"]
+        assert effective["allowPrivilegeEscalation"] is False, c["name"]
+        assert effective["capabilities"] == {"drop": ["ALL"]}, c["name"]
+        assert effective["seccompProfile"] == {"type": "RuntimeDefault"}, c["name"]
+        for kind in ("cpu", "memory"):  # the HPA's utilization counts every container's request
+            assert 0 < quantity(c["resources"]["requests"][kind]) <= quantity(c["resources"]["limits"][kind])
 
 
 def test_autoscaler_and_disruption_budget_fit_the_deployment(serving_docs):
@@ -482,7 +579,8 @@ def test_autoscaler_and_disruption_budget_fit_the_deployment(serving_docs):
     hpa = one(serving_docs, "HorizontalPodAutoscaler", "glue-tf")
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "glue-tf"}
-    assert hpa["spec"]["minReplicas"] <= deployment["spec"]["replicas"] <= hpa["spec"]["maxReplicas"]
+    assert "replicas" not in deployment["spec"]  # a re-apply would reset the HPA's count
+    assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
     [metric] = hpa["spec"]["metrics"]
     assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
     assert metric["resource"]["target"]["type"] == "Utilization"
@@ -647,6 +745,18 @@ def test_training_entrypoint_refuses_to_run_without_an_index(training, tmp_path)
     result = run_entrypoint(training, tmp_path, None)
     assert result.returncode != 0 and result.stdout == ""
     assert "JOB_COMPLETION_INDEX" in result.stderr
+
+
+def test_training_job_runs_the_dockerfiles_training_image(training):
+    """The Job's image is the `train` target: built from the same lock, non-root, `glue-tf` inside."""
+    job, c, _ = training_job(training)
+    stage = dockerfile_stage("train")
+    assert c["image"].split(":")[0] == re.search(r"^TRAIN_IMAGE \?= (\S+)", (ROOT / "Makefile").read_text(), re.M)[1]
+    assert "--target train -t $(TRAIN_IMAGE)" in (ROOT / "Makefile").read_text()
+    assert json.loads(re.search(r"^ENTRYPOINT (\[.*\])", stage, re.M)[1]) == ["glue-tf"]
+    assert c["command"][2].rstrip().endswith('exec glue-tf train-all "$@"')
+    assert int(re.search(r"^USER (\d+)", stage, re.M)[1]) == c["securityContext"]["runAsUser"] == 10001
+    assert re.search(r"pip install [^\n]*--require-hashes -r /tmp/train\.txt", stage)
 
 
 def test_training_writes_the_volume_the_service_serves(base, training):

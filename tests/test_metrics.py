@@ -6,7 +6,7 @@ import scipy.stats
 from sklearn import metrics as skm
 
 from glue_tf import metrics
-from glue_tf.tasks import GLUE_TASKS
+from glue_tf.tasks import GLUE_TASKS, TASKS
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -60,26 +60,26 @@ def test_mismatched_or_empty_inputs_are_refused():
 
 
 def test_compute_metrics_uses_the_task_metrics_in_points():
-    result = metrics.compute_metrics("mrpc", [1, 0, 1, 1], [1, 0, 0, 1])
+    result = metrics.compute_metrics(TASKS["mrpc"], [1, 0, 1, 1], [1, 0, 0, 1])
     assert set(result) == {"f1", "accuracy"}
     assert result["accuracy"] == 75.0 and result["f1"] == pytest.approx(80.0)
-    stsb = metrics.compute_metrics("stsb", [1.0, 2.0, 3.0], [1.1, 2.5, 2.9])
+    stsb = metrics.compute_metrics(TASKS["stsb"], [1.0, 2.0, 3.0], [1.1, 2.5, 2.9])
     assert set(stsb) == {"pearson", "spearman"} and stsb["spearman"] == pytest.approx(100.0)
-    assert metrics.compute_metrics("cola", [0, 1, 0, 1], [1, 0, 1, 0]) == {"matthews_corrcoef": -100.0}
+    assert metrics.compute_metrics(TASKS["cola"], [0, 1, 0, 1], [1, 0, 1, 0]) == {"matthews_corrcoef": -100.0}
 
 
 def test_score_components_from_per_split_metrics():
     mnli = {"validation_matched": {"accuracy": 80.0}, "validation_mismatched": {"accuracy": 82.0}}
-    components = metrics.score_components("mnli", mnli)
+    components = metrics.score_components(TASKS["mnli"], mnli)
     assert components == {"accuracy_matched": 80.0, "accuracy_mismatched": 82.0}
-    assert metrics.complete_score("mnli", components) == pytest.approx(81.0)
-    half = metrics.score_components("mnli", {"validation_matched": {"accuracy": 80.0}})
-    assert half == {"accuracy_matched": 80.0} and metrics.complete_score("mnli", half) is None
+    assert metrics.complete_score(TASKS["mnli"], components) == pytest.approx(81.0)
+    half = metrics.score_components(TASKS["mnli"], {"validation_matched": {"accuracy": 80.0}})
+    assert half == {"accuracy_matched": 80.0} and metrics.complete_score(TASKS["mnli"], half) is None
 
 
 def test_human_baseline_scores_come_from_the_task_registry():
-    assert metrics.human_score("mrpc") == pytest.approx((86.3 + 80.8) / 2)
-    assert metrics.human_score("ax") is None
+    assert metrics.human_score(TASKS["mrpc"]) == pytest.approx((86.3 + 80.8) / 2)
+    assert metrics.human_score(TASKS["ax"]) is None
     assert metrics.human_glue_score() == 87.1  # the leaderboard's human row
 
 
@@ -127,9 +127,10 @@ def test_round_score_rounds_half_up_like_the_leaderboard():
     assert metrics.round_score(87.05) == 87.1
     assert metrics.round_score(80.525) == 80.5
     assert metrics.round_score(-0.05) == -0.1
-    assert metrics.round_score(0.8345, 2) == 0.83
+    assert metrics.round_score(1.25) == 1.3  # Python's round() gives 1.2 (half to even)
+    assert metrics.round_score(0.849999) == 0.8
 
 
 def test_missing_component_is_an_error():
     with pytest.raises(KeyError, match="accuracy_mismatched"):
-        metrics.task_score("mnli", {"accuracy_matched": 0.8})
+        metrics.task_score(TASKS["mnli"], {"accuracy_matched": 0.8})

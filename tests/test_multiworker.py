@@ -107,8 +107,8 @@ def test_train_all_on_two_loopback_hosts_with_the_shell_recipe(tiny_preset, smal
     assert list(out.rglob("report.json")) == [out / "report.json"]
     assert list(json.loads((out / "report.json").read_text())["tasks"]) == ["rte"]
 
-    from glue_tf import export
+    from glue_tf.exports import saved_model
 
-    signature, metadata = export.load(out / "models" / "rte" / "1")
+    signature, metadata = saved_model.load(out / "models" / "rte" / "1")
     assert callable(signature)
     assert metadata["task"] == "rte" and metadata["version"] == 1

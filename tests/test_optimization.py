@@ -1,7 +1,10 @@
+import functools
+
 import numpy as np
 import pytest
 
 from glue_tf import optimization
+from support import adamw_case
 
 
 def test_schedule_warms_up_then_decays_linearly_to_zero():
@@ -35,3 +38,50 @@ def test_fused_adamw_matches_keras_adamw_and_skips_decay_on_norms_and_biases():
     dense.build((None, 4))
     decayed = {v.name for v in [*layer.weights, *dense.weights] if optimizer._use_weight_decay(v)}
     assert decayed == {"kernel"}
+
+
+def _twenty_steps(optimizer_cls, dtype: str, policy: str | None = None, clip: float | None = 0.5):
+    """Weights before and after 20 steps of ``optimizer_cls`` on ``adamw_case``'s model (``policy``: the global
+    dtype policy instead of ``dtype``, with a float32 head), and the optimizer."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy or dtype)
+    try:
+        model = adamw_case.model(head_dtype=dtype if policy is None else "float32")
+        model.compile(optimizer=adamw_case.optimizer(optimizer_cls, clip), loss="mse")
+        x, y = adamw_case.data(dtype)
+        before = [w.numpy().astype(np.float64) for w in model.trainable_weights]
+        model.fit(x, y, epochs=1, batch_size=adamw_case.BATCH, shuffle=False, verbose=0)
+        # Loss scaling skips the steps whose float16 gradients overflow, as Keras' own optimizer does.
+        assert int(model.optimizer.iterations.numpy()) == adamw_case.STEPS or policy == "mixed_float16"
+        return before, [w.numpy().astype(np.float64) for w in model.trainable_weights], model.optimizer
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+@pytest.mark.parametrize("clip,apply", [(0.5, "xla"), (None, "xla"), (0.5, "raw"), (None, "raw")])
+def test_fused_update_matches_keras_adamw_in_float64(clip, apply):
+    """Within 1e-10: each constant rounded where Keras rounds it (``optimization._keras_constants``), and
+    without clipping the embedding's second moment summing squared rows, as Keras' sparse update does."""
+    import keras
+
+    start, ours, optimizer = _twenty_steps(functools.partial(optimization.FusedAdamW, apply=apply), "float64", clip=clip)
+    _, theirs, _ = _twenty_steps(keras.optimizers.AdamW, "float64", clip=clip)
+    assert hasattr(optimizer, "_xla_update") == (apply == "xla")  # which one-replica path ran
+    assert adamw_case.gaps(start, ours, theirs)["moved"] > 1e-2
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("policy", [None, "mixed_float16"])
+def test_fused_update_matches_keras_adamw_in_float32_and_under_loss_scaling(policy):
+    import keras
+
+    start, ours, optimizer = _twenty_steps(optimization.FusedAdamW, "float32", policy)
+    _, theirs, _ = _twenty_steps(keras.optimizers.AdamW, "float32", policy)
+    if policy:
+        assert type(optimizer).__name__ == "LossScaleOptimizer"
+        assert int(optimizer.inner_optimizer.iterations.numpy()) > 10  # most steps were applied
+    gaps = adamw_case.gaps(start, ours, theirs)
+    assert gaps["moved"] > 1e-2 and gaps["apart"] <= 1e-5 * gaps["moved"], gaps

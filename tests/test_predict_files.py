@@ -8,11 +8,13 @@ import shutil
 import numpy as np
 import pytest
 
-from glue_tf import cli, export
+from glue_tf import cli
 from glue_tf.data.errors import DataError
 from glue_tf.data.sources import TsvSource
-from glue_tf.inference import ExportPredictor
+from glue_tf.exports import store
+from glue_tf.exports.predictor import ExportPredictor
 from glue_tf.metrics import compute_metrics
+from glue_tf.precision import Machine
 from glue_tf.predict_files import read_rows
 from glue_tf.tasks import TASKS
 from support.glue_files import SIZES
@@ -23,8 +25,8 @@ pytestmark = pytest.mark.slow
 def test_evaluate_matches_in_process_scoring(trained_exports, glue_dir, capsys):
     task = TASKS["mrpc"]
     examples = TsvSource(glue_dir).examples(task, "validation")
-    version = export.latest(trained_exports, "mrpc")
-    predicted = ExportPredictor(version).outputs(task, examples)
+    version = store.latest(trained_exports, "mrpc")
+    predicted = ExportPredictor(version, Machine.detect()).outputs(task, examples)
     labels = np.array([e["label"] for e in examples])
     expected = compute_metrics(task, labels, predicted)
     assert expected["accuracy"] == pytest.approx(100 * np.mean(labels == predicted))  # points, as GLUE reports
@@ -39,7 +41,7 @@ def test_evaluate_matches_in_process_scoring(trained_exports, glue_dir, capsys):
 
 
 def test_evaluate_refuses_test_splits_and_wrong_models(trained_exports, glue_dir, capsys):
-    cola = str(export.latest(trained_exports, "cola"))
+    cola = str(store.latest(trained_exports, "cola"))
     assert cli.main(["evaluate", "--model", cola, "--split", "test", "--glue-dir", str(glue_dir)]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == \
         "glue-tf: error: cola test has no labels (a test split); evaluate a dev split (validation)"
@@ -53,7 +55,7 @@ def test_evaluate_refuses_test_splits_and_wrong_models(trained_exports, glue_dir
 def test_a_bug_is_not_passed_off_as_a_user_error(tiny_exports, glue_dir, tmp_path):
     """An export whose metadata lacks its task is glue-tf's fault, not the user's: a KeyError with its
     traceback, never the one-line ``glue-tf: error: 'task'`` that catching every KeyError used to print."""
-    broken = shutil.copytree(export.latest(tiny_exports, "rte"), tmp_path / "1")
+    broken = shutil.copytree(store.latest(tiny_exports, "rte"), tmp_path / "1")
     metadata = json.loads((broken / "metadata.json").read_text())
     del metadata["task"]
     (broken / "metadata.json").write_text(json.dumps(metadata))
@@ -73,11 +75,11 @@ def test_predict_writes_every_row_in_order(trained_exports, glue_dir, tmp_path, 
         source.write_text("".join(json.dumps({"sentence1": e["sentence1"], "sentence2": e["sentence2"]}) + "\n"
                                   for e in examples), encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    version = export.latest(trained_exports, "rte")
+    version = store.latest(trained_exports, "rte")
     assert cli.main(["predict", "--model", str(version), "--input", str(source), "--output", str(out)]) == 0
 
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    expected = ExportPredictor(version).outputs(task, examples)
+    expected = ExportPredictor(version, Machine.detect()).outputs(task, examples)
     assert [r["label_id"] for r in rows] == expected.tolist()
     assert [r["line"] for r in rows] == list(range(2 if suffix == "tsv" else 1, len(examples) + (2 if suffix == "tsv" else 1)))
     assert all(r["label"] == task.label_names[r["label_id"]] for r in rows)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from glue_tf import export
+from glue_tf.exports import store
+from glue_tf.precision import Machine
 from serving.model_registry import ModelRegistry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,10 +29,10 @@ def test_a_version_linked_from_outside_the_model_folder_is_refused(trained_expor
     models = tmp_path / "serve"
     shutil.copytree(trained_exports / "models" / "rte", models / "models" / "rte")
     outside = tmp_path / "elsewhere"
-    shutil.copytree(export.latest(trained_exports, "rte"), outside)
+    shutil.copytree(store.latest(trained_exports, "rte"), outside)
     (models / "models" / "rte" / "2").symlink_to(outside, target_is_directory=True)
 
-    registry = ModelRegistry(models)
+    registry = ModelRegistry(models, Machine())
     lines = registry.refresh()
     assert any("refused version 2 (resolves outside the model folder (symlink))" in line for line in lines)
     assert registry.get("rte").version == 1

@@ -130,7 +130,7 @@ def test_a_fresh_version_serves_its_first_requests_without_compiling(tiny_export
     """
     import shutil
 
-    from glue_tf import signatures
+    from glue_tf.exports import signatures
 
     version = shutil.copytree(tiny_exports / "models" / "cola" / "1", tmp_path / "run" / "models" / "cola" / "1")
     metadata = json.loads((version / "metadata.json").read_text())

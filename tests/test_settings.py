@@ -51,7 +51,9 @@ BAD = [
     ("GLUE_TF_MAX_CONCURRENT_JOBS", "0"), ("GLUE_TF_BATCH_TIMEOUT_MS", "-1"), ("GLUE_TF_BATCH_TIMEOUT_MS", "abc"),
     ("GLUE_TF_BATCH_TIMEOUT_MS", "nan"), ("GLUE_TF_RELOAD_INTERVAL", "-0.5"), ("GLUE_TF_JOB_STALE_SECONDS", "0"),
     ("GLUE_TF_JOB_STALE_SECONDS", "inf"), ("GLUE_TF_BATCHING", "maybe"), ("GLUE_TF_REQUEST_LOG", "2"),
-    ("GLUE_TF_MODEL_VERSION_POLICY", "newest"), ("GLUE_TF_MODEL_LABELS", "stable"), ("GLUE_TF_PRECISION", "fp16"),
+    ("GLUE_TF_MODEL_VERSION_POLICY", "newest"), ("GLUE_TF_MODEL_LABELS", "stable"), ("GLUE_TF_PRECISION", "int8"),
+    ("GLUE_TF_MAX_JSON_DEPTH", "7"), ("GLUE_TF_MAX_JSON_DEPTH", "201"), ("GLUE_TF_JOB_STORE_MAX_BYTES", "0"),
+    ("GLUE_TF_JOB_STORE_MAX_BYTES", "1e9"), ("GLUE_TF_ALLOW_ANONYMOUS_JOBS", "sure"),
 ]
 
 
@@ -97,7 +99,7 @@ def test_defaults():
     assert settings.version_policy == VersionPolicy("latest") and settings.version_labels == {}
     assert settings.model_config is None and settings.precision == "auto"
     server = ServerSettings.from_env()
-    assert (server.bind, server.workers, server.threads, server.timeout) == ("0.0.0.0:8080", 2, 16, 120)
+    assert (server.bind, server.workers, server.threads, server.timeout) == ("127.0.0.1:8080", 2, 16, 120)
     assert (server.graceful_timeout, server.keepalive, server.log_level, server.access_log) == (30, 5, "info", None)
 
 
@@ -143,7 +145,7 @@ def test_overrides_win_and_are_not_read_from_the_environment(monkeypatch, tmp_pa
     assert settings.state_dir == os.path.join(str(tmp_path), "serving-state")
     assert Settings.from_env(max_batch_size=4, state_dir="/s").state_dir == "/s"
     monkeypatch.setenv("GLUE_TF_WORKERS", "x")
-    assert ServerSettings.from_env(workers=3, port=9000).bind == "0.0.0.0:9000"
+    assert ServerSettings.from_env(workers=3, port=9000).bind == "127.0.0.1:9000"
 
 
 def test_gunicorn_values_parse(monkeypatch):
@@ -152,7 +154,7 @@ def test_gunicorn_values_parse(monkeypatch):
                         "GLUE_TF_ACCESS_LOG": "-"}.items():
         monkeypatch.setenv(name, value)
     server = ServerSettings.from_env()
-    assert server == ServerSettings(port=9000, bind="0.0.0.0:9000", workers=1, threads=4, timeout=0,
+    assert server == ServerSettings(port=9000, bind="127.0.0.1:9000", workers=1, threads=4, timeout=0,
                                     graceful_timeout=10, keepalive=0, log_level="debug", access_log="-")
     monkeypatch.setenv("GLUE_TF_BIND", "127.0.0.1:0")
     assert ServerSettings.from_env().bind == "127.0.0.1:0"
@@ -350,3 +352,72 @@ def test_a_database_url_must_be_postgresql_and_is_never_echoed(monkeypatch):
     assert "hunter2" not in str(refused.value)
     monkeypatch.setenv("GLUE_TF_DATABASE_URL", "postgresql://glue:pw@db:5432/gluetf")
     assert Settings.from_env().database_url == "postgresql://glue:pw@db:5432/gluetf"
+
+
+# --- one definition: variables, flags and the docs table -------------------------------------
+def test_the_docs_table_is_the_one_the_dataclasses_generate():
+    from serving import settings_doc
+
+    document = settings_doc.DOC.read_text(encoding="utf-8")
+    assert settings_doc.rendered(document) == document, "run: python -m serving.settings_doc"
+    for name in ("GLUE_TF_KEEPALIVE", "GLUE_TF_LOG_LEVEL", "GLUE_TF_JOB_STORE_MAX_BYTES", "PORT"):
+        assert f"| `{name}` |" in document
+
+
+# A good value for each setting's flag (the others take "7").
+FLAG_VALUES = {"model_dir": "/m", "state_dir": "/s", "port": "9000", "bind": "127.0.0.1:9001", "batching": "off",
+               "allow_anonymous_jobs": "0", "request_log": "on", "log_level": "debug", "precision": "float32",
+               "version_policy": "latest:2", "version_labels": "stable=1", "max_body_bytes": "4096",
+               "max_json_depth": "16", "api_token": "t", "access_log": "-",
+               "database_url": "postgresql://u@db/j"}
+
+
+def test_every_setting_has_a_serve_flag_that_writes_its_variable(monkeypatch):
+    import argparse
+
+    from serving import cli
+    from serving.settings import SERVER_VARIABLES, SETTINGS_VARIABLES
+
+    serve = cli.add_parser(argparse.ArgumentParser().add_subparsers())
+    every = {**SERVER_VARIABLES, **SETTINGS_VARIABLES}
+    del every["model_config"]  # a file: its parser reads it
+    argv = [part for field in every for part in ("--" + field.replace("_", "-"), FLAG_VALUES.get(field, "7"))]
+    env = cli.environment(serve.parse_args(argv), base={})
+    assert env == {variable: FLAG_VALUES.get(field, "7") for field, (variable, _) in every.items()}
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    assert Settings.from_env().max_batch_size == 7 and ServerSettings.from_env().bind == "127.0.0.1:9001"
+    port_only = cli.environment(serve.parse_args(["--port", "9000"]), base={"GLUE_TF_BIND": "0.0.0.0:1"})
+    assert port_only == {"PORT": "9000"}  # --port alone: loopback on that port, whatever the environment bound
+    with pytest.raises(SystemExit):
+        serve.parse_args(["--max-batch-size", "abc"])  # checked by the variable's own parser
+
+
+@pytest.mark.parametrize("bind,token,anonymous,refused", [
+    ("127.0.0.1:8080", None, False, False), ("localhost:8080", None, False, False),
+    ("[::1]:8080", None, False, False), ("unix:/run/glue.sock", None, False, False),
+    ("0.0.0.0:8080", None, False, True), ("10.1.2.3:8080", None, False, True),
+    ("127.0.0.1:1,0.0.0.0:2", None, False, True),
+    ("0.0.0.0:8080", "s3cret", False, False), ("0.0.0.0:8080", None, True, False),
+])
+def test_beyond_loopback_jobs_need_a_token_or_an_explicit_yes(bind, token, anonymous, refused):
+    from serving.settings import check_exposure
+
+    settings = Settings.from_env(api_token=token, allow_anonymous_jobs=anonymous)
+    server = ServerSettings.from_env(bind=bind)
+    if refused:
+        with pytest.raises(SettingsError, match="GLUE_TF_API_TOKEN.*GLUE_TF_ALLOW_ANONYMOUS_JOBS=1"):
+            check_exposure(settings, server)
+    else:
+        check_exposure(settings, server)
+
+
+def test_gunicorn_refuses_to_serve_jobs_to_anyone_on_all_interfaces(tmp_path):
+    env = {name: v for name, v in os.environ.items() if not name.startswith("GLUE_TF_") and name != "PORT"}
+    env.update(GLUE_TF_MODEL_DIR=str(tmp_path / "models"), GLUE_TF_STATE_DIR=str(tmp_path / "state"),
+               GLUE_TF_BIND="0.0.0.0:0")
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "serving/gunicorn.conf.py"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0 and "Booting worker" not in result.stderr
+    assert any(line.startswith("glue-tf: GLUE_TF_BIND='0.0.0.0:0' is reachable from other hosts")
+               for line in (result.stdout + result.stderr).splitlines())

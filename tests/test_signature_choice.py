@@ -1,20 +1,27 @@
-"""The choice of an export's signature where the model runs (``glue_tf.signature_choice``), branch by branch.
+"""The choice of an export's signature where the model runs (``glue_tf.exports.choice``), branch by branch.
 
 The metadata dicts are shaped as ``glue_tf.export`` writes them (figures as a
-2-core AVX2 machine measured a tiny MRPC export); the last tests choose for real
-exports loaded by ``ExportPredictor``.
+2-core AVX2 machine measured a tiny MRPC export), and each test describes the
+machine it chooses for (:class:`glue_tf.precision.Machine`); the last test
+chooses for a real export loaded by ``ExportPredictor``.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 
-from glue_tf import precision, signature_choice
+from glue_tf import precision
 from glue_tf.errors import GlueTfError
-from glue_tf.signature_choice import choose
-from glue_tf.signatures import BFLOAT16, COMPILED, DEFAULT, NAMES
+from glue_tf.exports.choice import choose
+from glue_tf.exports.signatures import BFLOAT16, COMPILED, DEFAULT, NAMES
+from glue_tf.precision import Gpu, Machine, PrecisionError
+
+# Where the choice runs: an AVX2 CPU with oneDNN on (no bf16 units), and one with AVX512-BF16.
+AVX2 = Machine(cpu_model="AMD EPYC", cpu_flags=frozenset({"avx", "avx2", "fma"}), onednn=True)
+AVX512_BF16 = Machine(cpu_model="AMD EPYC", cpu_flags=frozenset({"avx2", "avx512f", "avx512_bf16"}), onednn=True)
 
 MEASURED = {
     "signatures": {
@@ -50,93 +57,89 @@ def bf16_machine(**changes) -> dict:
 
 def test_an_export_without_measurements_serves_its_default():
     old = {"task": "mrpc", "version": 1}  # metadata.json written before the signatures were measured
-    name, reason = choose(old, {DEFAULT})
+    name, reason = choose(old, {DEFAULT}, AVX2)
     assert name == DEFAULT and "no measured signatures" in reason
-    assert choose(old, set(NAMES), "auto", bf16_units=True)[0] == DEFAULT
-    assert choose(old, {DEFAULT}, "float32")[0] == DEFAULT
+    assert choose(old, set(NAMES), AVX512_BF16, "auto")[0] == DEFAULT
+    assert choose(old, {DEFAULT}, AVX2, "float32")[0] == DEFAULT
 
 
 def test_float32_takes_the_compiled_signature_only_where_it_was_clearly_faster():
-    name, reason = choose(MEASURED, NAMES, "float32")
+    name, reason = choose(MEASURED, NAMES, AVX2, "float32")
     assert name == COMPILED and "2511" in reason and "1149" in reason and "--precision" in reason
     for speed in (900.0, 1200.0):  # slower, and faster within the noise of 512 timed examples
-        name, reason = choose(measured(**{f"{COMPILED}.examples_per_second": speed}), NAMES, "float32")
+        name, reason = choose(measured(**{f"{COMPILED}.examples_per_second": speed}), NAMES, AVX2, "float32")
         assert name == DEFAULT and f"{COMPILED} was not 1.1x as fast ({speed:.0f} against 1149" in reason
     untimed = measured(**{f"{COMPILED}.examples_per_second": None, f"{DEFAULT}.examples_per_second": None})
-    assert choose(untimed, NAMES, "float32") == (DEFAULT, f"{DEFAULT}: float32 requested (--precision); "
+    assert choose(untimed, NAMES, AVX2, "float32") == (DEFAULT, f"{DEFAULT}: float32 requested (--precision); "
                                                           "the export's signatures were not timed "
                                                           "(exported without dev examples)")
-    assert choose(MEASURED, {DEFAULT, BFLOAT16}, "float32")[0] == DEFAULT  # measured, but not in the SavedModel
+    assert choose(MEASURED, {DEFAULT, BFLOAT16}, AVX2, "float32")[0] == DEFAULT  # measured, but not in the SavedModel
 
 
 def test_a_lead_timed_without_onednn_does_not_count_where_onednn_is_on():
     timed_without = copy.deepcopy(MEASURED)
     timed_without["measured_on"]["onednn"] = False  # an AVX2 training process: TensorFlow leaves oneDNN off
-    name, reason = choose(timed_without, NAMES, "float32", onednn_here=True)
+    without_onednn = dataclasses.replace(AVX2, onednn=False)
+    name, reason = choose(timed_without, NAMES, AVX2, "float32")
     assert name == DEFAULT and reason.endswith("against kernels without oneDNN, and oneDNN is on here")
-    assert choose(timed_without, NAMES, "float32", onednn_here=False)[0] == COMPILED  # the same kernels
-    assert choose(MEASURED, NAMES, "float32", onednn_here=False)[0] == COMPILED  # plain kernels are slower here
+    assert choose(timed_without, NAMES, without_onednn, "float32")[0] == COMPILED  # the same kernels
+    assert choose(MEASURED, NAMES, without_onednn, "float32")[0] == COMPILED  # plain kernels are slower here
     unrecorded = copy.deepcopy(MEASURED)
     del unrecorded["measured_on"]["onednn"]
-    assert choose(unrecorded, NAMES, "float32", onednn_here=True)[0] == COMPILED
+    assert choose(unrecorded, NAMES, AVX2, "float32")[0] == COMPILED
 
 
 def test_bfloat16_is_taken_when_asked_and_refused_when_absent():
-    assert choose(MEASURED, NAMES, "bfloat16", bf16_units=False)[0] == BFLOAT16  # asked: even emulated
-    with pytest.raises(signature_choice.PrecisionError, match="GLUE_TF_PRECISION=bfloat16: this export has no "
-                                                              "serving_bfloat16 signature") as caught:
-        choose({}, {DEFAULT}, "bfloat16", setting="GLUE_TF_PRECISION")
+    assert choose(MEASURED, NAMES, AVX2, "bfloat16")[0] == BFLOAT16  # asked: even emulated
+    assert choose(MEASURED, NAMES, AVX2, "mixed_bfloat16") == choose(MEASURED, NAMES, AVX2, "bfloat16")  # an alias
+    with pytest.raises(PrecisionError, match="GLUE_TF_PRECISION=bfloat16: this export has no "
+                                             "serving_bfloat16 signature") as caught:
+        choose({}, {DEFAULT}, AVX2, "bfloat16", setting="GLUE_TF_PRECISION")
     assert isinstance(caught.value, GlueTfError)
 
 
+def test_float16_is_a_word_of_the_vocabulary_that_no_export_serves():
+    for spelled in ("float16", "fp16", "mixed_float16"):
+        with pytest.raises(PrecisionError, match="--precision=float16: this export has no float16 signature"):
+            choose(MEASURED, NAMES, AVX2, spelled)
+
+
 def test_a_bad_request_names_its_setting():
-    with pytest.raises(GlueTfError, match=r"--precision='fp16': expected one of auto, float32, bfloat16"):
-        choose(MEASURED, NAMES, "fp16")
+    with pytest.raises(GlueTfError, match=r"--precision='int8': expected one of auto, float32, bfloat16, float16"):
+        choose(MEASURED, NAMES, AVX2, "int8")
 
 
 def test_auto_takes_bfloat16_only_when_both_machines_have_units_and_it_held_and_won():
-    name, reason = choose(bf16_machine(), NAMES, "auto", bf16_units=True)
+    name, reason = choose(bf16_machine(), NAMES, AVX512_BF16, "auto")
     assert name == BFLOAT16 and "3000" in reason
     refusals = {
-        "this machine reports no bf16 units": (bf16_machine(), False),
-        "the export machine had no bf16 units": (bf16_machine(bf16_units=False), True),
-        "bf16 lost 0.50 dev points": (bf16_machine(**{f"{BFLOAT16}.dev_score": 69.21}), True),
+        "not bfloat16: CPU (x86_64) reports neither amx_bf16 nor avx512_bf16": (bf16_machine(), AVX2),
+        "the export machine had no bf16 units": (bf16_machine(bf16_units=False), AVX512_BF16),
+        "bf16 lost 0.50 dev points": (bf16_machine(**{f"{BFLOAT16}.dev_score": 69.21}), AVX512_BF16),
         "bf16 was no faster than float32 (2000 against 2511": (
-            bf16_machine(**{f"{BFLOAT16}.examples_per_second": 2000.0}), True),
-        "no dev score was measured": (bf16_machine(**{f"{BFLOAT16}.dev_score": None}), True),
+            bf16_machine(**{f"{BFLOAT16}.examples_per_second": 2000.0}), AVX512_BF16),
+        "no dev score was measured": (bf16_machine(**{f"{BFLOAT16}.dev_score": None}), AVX512_BF16),
+        "not bfloat16: GPU compute capability (7, 5) lacks bfloat16": (
+            bf16_machine(), dataclasses.replace(AVX512_BF16, gpus=(Gpu("Tesla T4", (7, 5)),))),
     }
-    for why, (metadata, units) in refusals.items():
-        name, reason = choose(metadata, NAMES, "auto", bf16_units=units)
+    for why, (metadata, machine) in refusals.items():
+        name, reason = choose(metadata, NAMES, machine, "auto")
         assert name == COMPILED and why in reason, reason  # the float32 rule decides instead
-    assert choose(bf16_machine(), {DEFAULT, COMPILED}, "auto", bf16_units=True)[1].endswith(
+    assert choose(bf16_machine(), {DEFAULT, COMPILED}, AVX512_BF16, "auto")[1].endswith(
         f"not bfloat16: the export has no {BFLOAT16} signature")
-    assert choose(bf16_machine(), NAMES, "float32", bf16_units=True)[0] == COMPILED  # float32 skips bf16
-
-
-def test_auto_asks_this_machine_when_not_told(monkeypatch):
-    monkeypatch.setattr(precision, "bf16_support", lambda: (False, "CPU (x86_64) reports neither amx_bf16 nor "
-                                                                  "avx512_bf16"))
-    name, reason = choose(bf16_machine(), NAMES)
-    assert name == COMPILED and reason.endswith("not bfloat16: CPU (x86_64) reports neither amx_bf16 nor avx512_bf16")
-
-
-def test_bf16_units_reads_cpu_flags_and_gpus(tmp_path):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
-    assert precision.bf16_units(gpus=[], cpuinfo=str(cpuinfo)) is True
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx avx2 fma\n")
-    assert precision.bf16_units(gpus=[], cpuinfo=str(cpuinfo)) is False
-    assert precision.bf16_support(gpus=[], cpuinfo=str(cpuinfo))[1].endswith("neither amx_bf16 nor avx512_bf16")
+    assert choose(bf16_machine(), NAMES, AVX512_BF16, "float32")[0] == COMPILED  # float32 skips bf16
+    ampere = Machine(cpu_flags=frozenset({"avx2"}), onednn=True, gpus=(Gpu("A100", (8, 0)),))
+    assert choose(bf16_machine(), NAMES, ampere, "auto")[0] == BFLOAT16
 
 
 def test_the_environment_variable_is_checked(monkeypatch):
     monkeypatch.delenv("GLUE_TF_PRECISION", raising=False)
-    assert signature_choice.from_environment() == "auto"
+    assert precision.from_environment() == "auto"
     monkeypatch.setenv("GLUE_TF_PRECISION", "float32")
-    assert signature_choice.from_environment() == "float32"
+    assert precision.from_environment() == "float32"
     monkeypatch.setenv("GLUE_TF_PRECISION", "half")
     with pytest.raises(GlueTfError, match="GLUE_TF_PRECISION='half': expected one of auto, float32, bfloat16"):
-        signature_choice.from_environment()
+        precision.from_environment()
 
 
 @pytest.mark.long  # trains and measures an export (about a minute); make test has test_export's quicker check
@@ -149,7 +152,7 @@ def test_a_model_trained_under_mixed_bfloat16_serves_float32_without_bf16_units(
 
     from glue_tf import backbones, export
     from glue_tf import model as glue_model
-    from glue_tf.inference import ExportPredictor
+    from glue_tf.exports.predictor import ExportPredictor
     from glue_tf.tasks import TASKS
     from support.tiny import SENTENCES, make_bert_preset, vocabulary_from
 
@@ -170,13 +173,13 @@ def test_a_model_trained_under_mixed_bfloat16_serves_float32_without_bf16_units(
     version = export.export(network, preprocessor, task, tmp_path / "run",
                             metadata={"precision": "mixed_bfloat16"}, dev_examples=examples)
 
-    predictor = ExportPredictor(version, bf16_units=False)
+    predictor = ExportPredictor(version, AVX2)
     described = predictor.metadata["signatures"]
     assert set(predictor.signatures) == set(NAMES) and described[BFLOAT16]["precision"] == "mixed_bfloat16"
     assert described[predictor.signature_name]["precision"] == "float32"
-    assert predictor.reason.endswith("not bfloat16: this machine reports no bf16 units")
-    default = ExportPredictor(version, precision="float32", bf16_units=False)
+    assert predictor.reason.endswith("not bfloat16: CPU (x86_64) reports neither amx_bf16 nor avx512_bf16")
+    default = ExportPredictor(version, AVX2, precision="float32")
     default.signature = default.signatures[DEFAULT]
     np.testing.assert_allclose(predictor.raw_outputs(task, examples)["probabilities"],
                                default.raw_outputs(task, examples)["probabilities"], atol=1e-4)
-    assert ExportPredictor(version, precision="bfloat16").signature_name == BFLOAT16  # still there when asked
+    assert ExportPredictor(version, AVX2, precision="bfloat16").signature_name == BFLOAT16  # still there when asked

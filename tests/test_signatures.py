@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from glue_tf import backbones, signatures
+from glue_tf import backbones
+from glue_tf.exports import signatures
 from glue_tf.tasks import TASKS
 
 

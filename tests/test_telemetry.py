@@ -100,7 +100,46 @@ def test_single_process_exact_samples():
         frozenset({("state", "succeeded")}): 4, frozenset({("state", "failed")}): 0,
     }
     assert value(found, "glue_tf_process_resident_memory_bytes") > 1_000_000
-    assert value(found, "glue_tf_process_cpu_seconds") > 0
+    assert value(found, "glue_tf_process_cpu_seconds_total") > 0
+    assert found[("glue_tf_process_cpu_seconds_total", frozenset())] == value(found, "glue_tf_process_cpu_seconds_total")
+    build = named(found, "glue_tf_build_info")
+    assert len(build) == 1 and list(build.values()) == [1]
+    versions = dict(next(iter(build)))
+    assert set(versions) == {"glue_tf", "tensorflow", "tensorflow_text", "keras", "python"}
+    assert versions["python"] == ".".join(map(str, sys.version_info[:3])) and versions["glue_tf"]
+    assert versions["tensorflow"].count(".") == 2
+
+
+def test_the_cpu_counter_only_grows():
+    t = Telemetry()
+    before = value(samples(t.render()[0]), "glue_tf_process_cpu_seconds_total")
+    sum(i * i for i in range(2_000_000))  # some CPU time
+    after = value(samples(t.render()[0]), "glue_tf_process_cpu_seconds_total")
+    assert after > before
+
+
+def test_label_values_come_from_known_sets():
+    """Random methods, unknown tasks and odd statuses add no series beyond one ``other`` each."""
+    import random
+    import string
+
+    t = Telemetry()
+    rng = random.Random(7)
+    for _ in range(50):
+        method = "".join(rng.choice(string.ascii_uppercase) for _ in range(rng.randint(3, 12)))
+        t.observe_request("unmatched", method, 405, 0.001)
+        t.observe_request("/predict/<task_name>", "POST", 404, 0.001, task=method.lower())
+    t.observe_request("unmatched", "GET", 999, 0.001)
+    found = samples(t.render()[0])
+    series = named(found, "glue_tf_requests_total")
+    assert len(series) == 3
+    assert value(found, "glue_tf_requests_total", endpoint="unmatched", method="other", status="405", task="",
+                 model_version="") == 50  # every random method is "other"
+    assert value(found, "glue_tf_requests_total", endpoint="/predict/<task_name>", method="POST", status="404",
+                 task="other", model_version="") == 50
+    assert value(found, "glue_tf_requests_total", endpoint="unmatched", method="GET", status="other", task="",
+                 model_version="") == 1
+    assert len(named(found, "glue_tf_request_seconds_count")) == 2
 
 
 def test_job_counts_replace_the_previous_ones():
@@ -219,7 +258,8 @@ def test_multiprocess_counters_add_up_and_dead_workers_leave_live_gauges(tmp_pat
     pids = {dict(labels)["pid"] for labels in rss}
     assert {str(pid_a), str(pid_b)} <= pids and len(pids) == 3
     assert all(v > 1_000_000 for v in rss.values())
-    assert len(named(found, "glue_tf_process_cpu_seconds")) == 3
+    # a counter: every process's CPU seconds in one sum, a dead worker's included
+    assert value(found, "glue_tf_process_cpu_seconds_total") > 0
 
     mark_process_dead(pid_a, path=str(metrics_dir))  # what child_exit does in the gunicorn master
     found = samples(_run(RENDER, metrics_dir))

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from glue_tf import onednn
+from glue_tf.precision import Machine
 
 UNWRITABLE = "/proc/glue-tf-cannot-write"  # /proc refuses new folders, even to root
 
@@ -23,7 +24,7 @@ def test_a_computing_command_prints_both_choices_with_their_reasons(tmp_path):
                           timeout=120, cwd=tmp_path)
     assert done.returncode == 2, done.stderr[-2000:]  # no export there: the error comes after the choices
     said = done.stderr.splitlines()
-    assert f"glue-tf: {onednn.enable({})}" in said
+    assert f"glue-tf: {onednn.enable({}, Machine.from_cpu())}" in said
     assert any(line.startswith(f"glue-tf: XLA cache: off (cannot write to {UNWRITABLE}/") for line in said), said
 
 

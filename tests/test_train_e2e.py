@@ -10,12 +10,13 @@ import zipfile
 
 import pytest
 
-from glue_tf import export, tf_startup
+from glue_tf import tf_startup
 from glue_tf.config import TrainConfig
 from glue_tf.data.sources import TsvSource
+from glue_tf.exports import store
 from glue_tf.suite import train_all
 from glue_tf.tasks import TASKS
-from glue_tf.train import train_task
+from glue_tf.training import train_task
 from support.glue_files import SIZES
 
 pytestmark = pytest.mark.slow
@@ -61,7 +62,7 @@ def test_train_evaluate_export_predict(tiny_preset, glue_dir, tmp_path, task_nam
     assert result["data"]["train_examples"] == 48 and result["data"]["dev_examples"] == {"validation": 48}
     assert 0.5 < result["padding_efficiency"] <= 1.0
 
-    version = export.latest(tmp_path, task_name)
+    version = store.latest(tmp_path, task_name)
     assert version is not None and version.name == "1"
     metadata = json.loads((version / "metadata.json").read_text())
     assert metadata["task"] == task_name and metadata["label_names"] == list(task.label_names)

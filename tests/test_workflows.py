@@ -6,13 +6,15 @@ import json
 
 import pytest
 
-from glue_tf import cli, export
+from glue_tf import cli
 from glue_tf.config import TrainConfig
 from glue_tf.data.sources import TsvSource
-from glue_tf.inference import ExportPredictor
+from glue_tf.exports import store
+from glue_tf.exports.predictor import ExportPredictor
 from glue_tf.metrics import compute_metrics
+from glue_tf.precision import Machine
 from glue_tf.tasks import TASKS
-from glue_tf.train import train_task
+from glue_tf.training import train_task
 
 # Several training runs each: `make test-long` (CI runs it), to keep `make test` under 15 minutes.
 pytestmark = pytest.mark.long
@@ -26,10 +28,10 @@ def _train_all(preset, glue, out, *extra):
 def test_train_all_continues_a_folder_and_refuses_another_configuration(tiny_preset, small_glue_dir, tmp_path, capsys):
     out = tmp_path / "run"
     assert _train_all(tiny_preset, small_glue_dir, out, "--learning-rate", "1e-3") == 0
-    assert export.versions(out / "models" / "rte") == [1]
+    assert store.versions(out / "models" / "rte") == [1]
 
     assert _train_all(tiny_preset, small_glue_dir, out, "--learning-rate", "1e-3") == 0
-    assert export.versions(out / "models" / "rte") == [1]  # not retrained
+    assert store.versions(out / "models" / "rte") == [1]  # not retrained
     assert "rte: already exported" in (out / "run.log").read_text()
     assert json.loads((out / "report.json").read_text())["tasks"]["rte"]["score"] is not None
 
@@ -38,10 +40,10 @@ def test_train_all_continues_a_folder_and_refuses_another_configuration(tiny_pre
     error = capsys.readouterr().err
     assert "learning_rate: 0.001 there, 0.002 now" in error and "seed: 42 there, 7 now" in error
     assert "--overwrite" in error
-    assert export.versions(out / "models" / "rte") == [1]
+    assert store.versions(out / "models" / "rte") == [1]
 
     assert _train_all(tiny_preset, small_glue_dir, out, "--learning-rate", "2e-3", "--overwrite") == 0
-    assert export.versions(out / "models" / "rte") == [1, 2]
+    assert store.versions(out / "models" / "rte") == [1, 2]
     metadata = json.loads((out / "models" / "rte" / "2" / "metadata.json").read_text())
     assert metadata["training_config"]["learning_rate"] == 2e-3
     assert json.loads((out / "run_config.json").read_text())["learning_rate"] == 2e-3
@@ -66,9 +68,9 @@ def test_several_seeds_report_mean_and_std_and_export_the_best(tiny_preset, smal
     for seed in (42, 43):
         assert (tmp_path / "work" / "rte" / f"seed-{seed}" / "seed.json").is_file()
 
-    version = export.latest(tmp_path, "rte")
+    version = store.latest(tmp_path, "rte")
     metadata = json.loads((version / "metadata.json").read_text())
     assert metadata["best_seed"] == result["best_seed"] and len(metadata["seeds"]) == 2
     dev = TsvSource(small_glue_dir).examples(task, "validation")
-    exported = compute_metrics(task, [e["label"] for e in dev], ExportPredictor(version).outputs(task, dev))
+    exported = compute_metrics(task, [e["label"] for e in dev], ExportPredictor(version, Machine.detect()).outputs(task, dev))
     assert exported["accuracy"] == pytest.approx(max(scores))  # the export is the best seed's best epoch

@@ -16,7 +16,7 @@ from glue_tf.data.errors import MissingDataError
 from glue_tf.tasks import Task
 
 DEFAULT_DATA_DIR = os.environ.get("TFDS_DATA_DIR") or os.path.join("~", "tensorflow_datasets")
-# The ways to get GLUE, named by every "no data" error (the README's "Data" section shows each).
+# The ways to get GLUE, named by every "no data" error (docs/TRAINING.md's "Data" section shows each).
 WAYS_TO_GET_DATA = (
     "tfds with network (downloads to TFDS_DATA_DIR, default ~/tensorflow_datasets), "
     "GLUE_DIR=<a GLUE TSV folder> (--glue-dir), or "

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template
 
-from glue_tf import export
 from glue_tf import metrics as glue_metrics
+from glue_tf.exports import store
 from glue_tf.tasks import GLUE_TASKS, TASKS
 from serving import schemas
 from serving.http import service
@@ -33,7 +33,7 @@ def task_rows() -> dict:
             "fields": list(task.text_features),
             "label_names": list(task.label_names),
             "regression": task.is_regression,
-            "dev_metrics": export.dev_metrics(model.metadata) if task.model_task is None else None,
+            "dev_metrics": store.dev_metrics(model.metadata) if task.model_task is None else None,
             "human_baseline": dict(task.human_baseline),
             "backbone": (model.metadata.get("backbone") or {}).get("spec"),
             "path": str(model.path),

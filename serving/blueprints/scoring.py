@@ -9,15 +9,15 @@ from flask import Blueprint, jsonify, request
 from serving import schemas
 from serving import labelled_scores as scores
 from serving.errors import ApiError, NotFound
-from serving.http import json_body, note, require_token, service
+from serving.http import json_body, note, query_int, require_token, service
 from serving.jobs import STATES
 
 scoring = Blueprint("scoring", __name__)
 
 
 @scoring.post("/score/<task_name>")
+@require_token
 def score_task(task_name):
-    require_token()
     svc = service()
     task = schemas.task_or_404(task_name)
     parsed = scores.parse_task(task, json_body(), svc.limits)
@@ -26,8 +26,8 @@ def score_task(task_name):
 
 
 @scoring.post("/score")
+@require_token
 def score_many():
-    require_token()
     svc = service()
     parsed = scores.parse_many(json_body(), svc.limits)
     note(instances=scores.total_instances(parsed))
@@ -35,23 +35,20 @@ def score_many():
 
 
 @scoring.post("/jobs")
+@require_token
 def create_job():
-    require_token()
     job_id, instances = service().create_job(json_body())
     note(instances=instances)
     return jsonify({"id": job_id, "status": "queued", "url": f"/jobs/{job_id}"}), 202, {"Location": f"/jobs/{job_id}"}
 
 
 @scoring.get("/jobs")
+@require_token
 def list_jobs():
-    require_token()
     status = request.args.get("status")
     if status is not None and status not in STATES:
         raise ApiError(f"status {status!r} is not one of {list(STATES)}")
-    limit = request.args.get("limit", "100")
-    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
-        raise ApiError(f"limit {limit!r} must be a whole number from 1 to 1000")
-    return {"jobs": service().jobs.list(status, int(limit))}
+    return {"jobs": service().jobs.list(status, query_int("limit", 100, 1, 1000))}
 
 
 def _job_or_404(job_id: str) -> dict:
@@ -64,14 +61,14 @@ def _job_or_404(job_id: str) -> dict:
 
 
 @scoring.get("/jobs/<job_id>")
+@require_token
 def get_job(job_id):
-    require_token()
     return _job_or_404(job_id)
 
 
 @scoring.delete("/jobs/<job_id>")
+@require_token
 def cancel_job(job_id):
-    require_token()
     job = _job_or_404(job_id)
     if not service().jobs.cancel(job_id):
         raise ApiError(f"job {job_id} has already {job['status']}", status=409, code="job_finished")

@@ -21,6 +21,7 @@ log = logging.getLogger("glue_tf.serving")
 CONNECT_TIMEOUT_S = 3
 POOL_TIMEOUT_S = 3.0
 SCHEMA_LOCK = 7_240_125  # pg_advisory_lock key: glue-tf's schema migrations
+CREATE_LOCK = 7_240_126  # pg_advisory_xact_lock key: job creation, for the job store's byte quota
 SESSION_OPTIONS = "-c idle_in_transaction_session_timeout=10000 -c statement_timeout=15000 -c lock_timeout=5000"
 
 
@@ -69,6 +70,9 @@ class PostgresJobStore(JobStore):
         with self._connection() as connection:
             with connection.transaction(), connection.cursor() as cursor:
                 yield cursor
+
+    def _serialize_creates(self, cursor) -> None:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (CREATE_LOCK,))
 
     def _ensure_schema(self) -> None:
         if self._schema_ready:

@@ -20,6 +20,7 @@ from serving.jobs.store import MAX_CLAIMS, Chunk, JobStore, StoreUnavailable
 log = logging.getLogger("glue_tf.serving")
 IDLE_POLL_S = 1.0
 PURGE_EVERY_S = 60.0
+STOP_WAIT_S = 30.0  # how long stop() waits for each thread to finish the chunk it holds
 
 
 class Superseded(Exception):
@@ -49,12 +50,12 @@ class JobRunner:
         """A job was just created: look for work now rather than at the next poll."""
         self._wake.set()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stops claiming; returns once the threads have finished what they held (or after ``timeout``)."""
+    def stop(self) -> None:
+        """Stops claiming; returns once the threads have finished what they held (or after ``STOP_WAIT_S`` each)."""
         self._stop.set()
         self._wake.set()
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(STOP_WAIT_S)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -59,6 +59,16 @@ SCHEMA = (
 )
 
 
+class StoreFull(ApiError):
+    """The request bodies of the queued and running jobs fill ``GLUE_TF_JOB_STORE_MAX_BYTES``."""
+
+    status = 429
+    code = "job_store_full"
+
+    def __init__(self, message: str):
+        super().__init__(message, headers={"Retry-After": "30"})
+
+
 class StoreUnavailable(ApiError):
     status = 503
     code = "job_store_unavailable"
@@ -102,14 +112,35 @@ class JobStore:
             return cursor.rowcount
 
     # --- jobs ------------------------------------------------------------------------------
-    def create(self, request: dict, chunks: list[tuple[str, str, int, int]]) -> str:
-        """A queued job over ``chunks`` (``(task, split, start, stop)``); returns its id."""
+    def _serialize_creates(self, cursor) -> None:
+        """Makes the quota check and the insert of concurrent creates take turns (SQLite's ``BEGIN
+        IMMEDIATE`` already does)."""
+
+    def create(self, request: dict, chunks: list[tuple[str, str, int, int]], quota_bytes: int) -> str:
+        """A queued job over ``chunks`` (``(task, split, start, stop)``); returns its id.
+
+        Its request body is kept until the job ends; the bodies of all queued and running jobs
+        together stay within ``quota_bytes`` (``StoreFull``, a 429: others will end), and a body larger
+        than the whole quota is refused for good (413). Bodies are ASCII JSON, so characters are bytes.
+        """
         job_id = uuid.uuid4().hex
         total = sum(stop - start for _, _, start, stop in chunks)
+        text = json.dumps(request)
+        if len(text) > quota_bytes:
+            raise ApiError(f"the job's request is {len(text)} bytes; the job store holds at most {quota_bytes} "
+                           "(GLUE_TF_JOB_STORE_MAX_BYTES)", status=413, code="job_too_large")
         with self._transaction() as cursor:
+            self._serialize_creates(cursor)
+            cursor.execute(self._sql("SELECT COALESCE(SUM(LENGTH(request)), 0) FROM glue_jobs "
+                                     "WHERE status IN ('queued', 'running')"))
+            held = int(cursor.fetchone()[0])
+            if held + len(text) > quota_bytes:
+                raise StoreFull(f"the job store holds {held} bytes of job requests; this one ({len(text)} bytes) "
+                                f"would pass its quota of {quota_bytes} (GLUE_TF_JOB_STORE_MAX_BYTES); retry "
+                                "when running jobs have ended")
             cursor.execute(self._sql(
                 "INSERT INTO glue_jobs (id, status, request, total, created_at, updated_at) "
-                "VALUES (?, 'queued', ?, ?, NOW(), NOW())"), (job_id, json.dumps(request), total))
+                "VALUES (?, 'queued', ?, ?, NOW(), NOW())"), (job_id, text, total))
             cursor.executemany(self._sql(
                 "INSERT INTO glue_job_chunks (job_id, idx, task, split, start_at, stop_at) VALUES (?, ?, ?, ?, ?, ?)"),
                 [(job_id, idx, *chunk) for idx, chunk in enumerate(chunks)])
@@ -132,8 +163,8 @@ class JobStore:
 
     def cancel(self, job_id: str) -> bool:
         """Cancels a queued or running job; False if it had already finished."""
-        return self._run("UPDATE glue_jobs SET status = 'cancelled', finished_at = NOW(), updated_at = NOW() "
-                         "WHERE id = ? AND status IN ('queued', 'running')", (job_id,)) == 1
+        return self._run("UPDATE glue_jobs SET status = 'cancelled', request = '', finished_at = NOW(), "
+                         "updated_at = NOW() WHERE id = ? AND status IN ('queued', 'running')", (job_id,)) == 1
 
     def counts(self) -> dict[str, int]:
         rows = dict(self._run("SELECT status, COUNT(*) FROM glue_jobs GROUP BY status", fetch="all"))
@@ -143,8 +174,11 @@ class JobStore:
         return self._run("SELECT COUNT(*) FROM glue_jobs WHERE status IN ('queued', 'running')", fetch="one")[0]
 
     def purge(self, older_than_seconds: float) -> int:
-        """Deletes finished jobs (and their chunks) finished more than ``older_than_seconds`` ago."""
+        """Deletes finished jobs (and their chunks) finished more than ``older_than_seconds`` ago, and any
+        request body a finished job still holds (jobs that ended before bodies were dropped at the end)."""
         with self._transaction() as cursor:
+            cursor.execute("UPDATE glue_jobs SET request = '' WHERE status IN ('succeeded', 'failed', 'cancelled') "
+                           "AND request <> ''")
             old = "SELECT id FROM glue_jobs WHERE finished_at < NOW() - ?"
             cursor.execute(self._sql(f"DELETE FROM glue_job_chunks WHERE job_id IN ({old})"), (older_than_seconds,))
             cursor.execute(self._sql(f"DELETE FROM glue_jobs WHERE id IN ({old})"), (older_than_seconds,))
@@ -198,12 +232,12 @@ class JobStore:
 
     def finish(self, job_id: str, result: dict) -> bool:
         """Records the job's result; only the first caller for a running job succeeds."""
-        return self._run("UPDATE glue_jobs SET status = 'succeeded', result = ?, finished_at = NOW(), "
+        return self._run("UPDATE glue_jobs SET status = 'succeeded', result = ?, request = '', finished_at = NOW(), "
                          "updated_at = NOW() WHERE id = ? AND status = 'running'", (json.dumps(result), job_id)) == 1
 
     def fail(self, job_id: str, reason: str) -> bool:
-        return self._run("UPDATE glue_jobs SET status = 'failed', error = ?, finished_at = NOW(), updated_at = NOW() "
-                         "WHERE id = ? AND status IN ('queued', 'running')", (reason, job_id)) == 1
+        return self._run("UPDATE glue_jobs SET status = 'failed', error = ?, request = '', finished_at = NOW(), "
+                         "updated_at = NOW() WHERE id = ? AND status IN ('queued', 'running')", (reason, job_id)) == 1
 
     def close(self) -> None:
         pass
@@ -215,5 +249,5 @@ def _job(row, with_request: bool = False) -> dict:
            "result": json.loads(result) if result else None, "error": error, "attempts": int(attempts),
            "created_at": created, "updated_at": updated, "finished_at": finished}
     if with_request:
-        job["request"] = json.loads(row[10])
+        job["request"] = json.loads(row[10]) if row[10] else None  # None: the job ended, its request is gone
     return job

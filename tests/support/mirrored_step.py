@@ -3,6 +3,8 @@
 Usage: mirrored_step.py PRESET POLICY. Prints one JSON line: the strategy's replicas, the mean absolute
 change of the trainable weights in that step, and how far the loop's step on one global batch lands from
 ``Model.fit``'s on one replica, from the same weights (dropout off): the loop runs fit's own step function.
+Then, under the same strategy, glue-tf's fused AdamW against Keras' AdamW on adamw_case's model in float64,
+``adamw_case.STEPS`` steps on the same data: how far Keras moved the weights and how far apart the two end.
 """
 
 import json
@@ -17,6 +19,8 @@ strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from adamw_case import BATCH, STEPS, data, gaps, optimizer  # noqa: E402
+from adamw_case import model as case_model  # noqa: E402
 
 from glue_tf import backbones, features, optimization  # noqa: E402
 from glue_tf import model as model_lib  # noqa: E402
@@ -64,5 +68,30 @@ fit_distributed(looped, strategy.experimental_distribute_dataset(batch.repeat())
 fitted.fit(batch, epochs=1, steps_per_epoch=1, verbose=0)
 moved = max(np.abs(v.numpy() - s).max() for v, s in zip(fitted.trainable_variables, start))
 apart = max(np.abs(a.numpy() - b.numpy()).max() for a, b in zip(looped.trainable_variables, fitted.trainable_variables))
-print(json.dumps({"replicas": strategy.num_replicas_in_sync, "optimizer": type(model.optimizer).__name__,
+
+
+def adamw_weights(optimizer_cls):
+    """Weights after ``STEPS`` steps of ``optimizer_cls`` over both replicas (each with half of a global batch
+    of ``2 * BATCH``), float64 whatever the policy; and the weights they started from."""
+    with strategy.scope():
+        case = case_model("float64")
+        case_optimizer = optimizer(optimizer_cls)
+        case_optimizer.build(case.trainable_variables)
+    variables, start = case.trainable_variables, [v.numpy() for v in case.trainable_variables]
+
+    def replica_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(case(x) - y)) / strategy.num_replicas_in_sync
+        case_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+    step = tf.function(lambda x, y: strategy.run(replica_step, (x, y)))
+    batches = tf.data.Dataset.from_tensor_slices(data("float64")).batch(2 * BATCH).repeat().take(STEPS)
+    for x_batch, y_batch in strategy.experimental_distribute_dataset(batches):
+        step(x_batch, y_batch)
+    return start, [v.numpy() for v in variables]
+
+
+case_start, fused = adamw_weights(optimization.FusedAdamW)
+_, reference = adamw_weights(keras.optimizers.AdamW)
+print(json.dumps({"adamw_float64": gaps(case_start, fused, reference), "replicas": strategy.num_replicas_in_sync, "optimizer": type(model.optimizer).__name__,
                   "change": float(change), "fit_moved": float(moved), "fit_apart": float(apart)}))

@@ -20,7 +20,7 @@ strategy, name = distribute.select_strategy()  # before any other TensorFlow op
 from glue_tf.config import TrainConfig  # noqa: E402
 from glue_tf.data.sources import TsvSource  # noqa: E402
 from glue_tf.tasks import TASKS  # noqa: E402
-from glue_tf.train import train_task  # noqa: E402
+from glue_tf.training import train_task  # noqa: E402
 
 config = TrainConfig(backbone=preset, epochs=1, batch_size=8, max_train_examples=48, max_eval_examples=16, precision="float32",
                      measure_export=False)

@@ -1,7 +1,7 @@
 """The export's signatures, the compiled path's shape grid, and TF Serving's warm-up file.
 
 The ground floor that the export (which writes the signatures), the choice of
-a signature (``glue_tf.signature_choice``) and the service (which replays the
+a signature (:mod:`glue_tf.exports.choice`) and the service (which replays the
 warm-up) all read, so that each fact lives once: the signature names, the grid
 of shapes the compiled signature pads to, the rule cutting a batch into
 sub-batches of grid sizes, and the layout of
@@ -21,10 +21,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DEFAULT = "serving_default"  # float32, uncompiled, pads to the longest text of the call: runs anywhere
+DEFAULT = "serving_default"  # float32, uncompiled, pads to the grid width holding the call's longest text
 COMPILED = "serving_compiled"  # float32, encoder under XLA on grid shapes
 BFLOAT16 = "serving_bfloat16"  # uncompiled, computed under mixed_bfloat16
 NAMES = (DEFAULT, COMPILED, BFLOAT16)
+# The precision each signature computes in, a word of glue_tf.precision's vocabulary.
+PRECISION = {DEFAULT: "float32", COMPILED: "float32", BFLOAT16: "bfloat16"}
+# Functions of the SavedModel beside the signatures: text -> packed rows and their token counts, and for each
+# signature the same computation from packed rows, so a caller that sorts by token count tokenizes once.
+TOKENIZE = "tokenize"
+TOKEN_COUNT = "token_count"
+FROM_TOKENS = {DEFAULT: "from_tokens_float32", COMPILED: "from_tokens_compiled", BFLOAT16: "from_tokens_bfloat16"}
 
 WIDTHS = (16, 32, 64, 128)
 BATCH_SIZES = (1, 8, 64)

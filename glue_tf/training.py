@@ -14,44 +14,46 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
 
 from glue_tf import backbones, checkpoints, distribute, export, features, metrics, onednn, precision, storage, tf_startup
+from glue_tf import dev_predictions, intervals, provenance
 from glue_tf import model as model_lib
-from glue_tf import optimization
 from glue_tf.callbacks import EpochTracker, StepCheckpoint, StepLogger
 from glue_tf.config import TrainConfig
 from glue_tf.data.sources import Source
-from glue_tf.evaluation import Predictor
+from glue_tf.evaluation import KerasScorer
+from glue_tf.exports import store
 from glue_tf.loop import fit_distributed
-from glue_tf.run_dir import RunDir
+from glue_tf.run_dir import RunDir, SeedFiles
 from glue_tf.runlog import RunLog
 from glue_tf.submission import write_predictions
+from glue_tf.task_model import TaskModel
 from glue_tf.tasks import Task
 
 
-def _fit_seed(task, cfg, train, dev, strategy, work: Path, chief: bool, log, verbose, tensorboard_dir: str,
-              loaded=None):
+def _fit_seed(task, cfg, train, dev, strategy, files: SeedFiles, chief: bool, log, verbose, loaded=None):
     """Trains one seed with per-epoch dev evaluation and step/epoch checkpoints; returns its record.
 
     ``loaded``: a fresh ``(backbone, preprocessor)`` to use, else they are loaded again
     (every seed starts from the pretrained weights). A seed that finished before
-    (``seed.json`` written) is not trained again; one that was interrupted resumes from
+    (its record written) is not trained again; one that was interrupted resumes from
     its last checkpoint, mid-epoch included.
     """
-    record_path = work / "seed.json"
     multi_replica = strategy.num_replicas_in_sync > 1
-    model, backbone, preprocessor = _compiled_model(task, cfg, len(train), strategy, loaded)
-    best_path = work / "best.weights.h5"
-    if record_path.is_file() and best_path.is_file():
-        record = json.loads(record_path.read_text(encoding="utf-8"))
+    recipe = TaskModel(task, cfg)
+    built = recipe.build(recipe.total_steps(len(train), strategy.num_replicas_in_sync), strategy, loaded)
+    model, backbone, preprocessor = built.model, built.backbone, built.preprocessor
+    log(f"{task.name}: seed {cfg.seed}: {built.head_origin}")
+    tensorboard_dir = str(files.tensorboard)
+    if files.record.is_file() and files.best_weights.is_file():
+        record = json.loads(files.record.read_text(encoding="utf-8"))
         log(f"{task.name}: seed {cfg.seed} already trained (dev score {record['best_score']:.2f}); not retrained")
         return record, model, backbone, preprocessor
 
-    state_store = checkpoints.TrainingState(work / "checkpoint", writable=chief)
+    state_store = checkpoints.TrainingState(files.checkpoint, writable=chief)
     with strategy.scope():
         state = state_store.restore(model)
     history = {"epochs": [], "best_score": None, "best_epoch": None}
@@ -63,8 +65,8 @@ def _fit_seed(task, cfg, train, dev, strategy, work: Path, chief: bool, log, ver
         log(f"{task.name}: resuming from the checkpoint of epoch {first_epoch}{at} ({state_store.directory})")
 
     datasets, steps, efficiency = features.train_datasets(train, cfg, strategy, first_epoch, skip, model_lib.input_names(model))
-    predictor = Predictor(model, cfg.eval_batch_size)
-    tracker = EpochTracker(task, predictor, dev, state_store, best_path, history, log, chief, tensorboard_dir)
+    predictor = KerasScorer(model, cfg.eval_batch_size)
+    tracker = EpochTracker(task, predictor, dev, state_store, files.best_weights, history, log, chief, tensorboard_dir)
     stepper = StepCheckpoint(state_store, cfg.checkpoint_every, steps, history)
     logger = StepLogger(task.name, cfg.logging_steps, steps, cfg.batch_size, log, tensorboard_dir if chief else None)
     callbacks = [tracker, logger] + ([stepper] if chief and cfg.checkpoint_every else [])
@@ -90,22 +92,8 @@ def _fit_seed(task, cfg, train, dev, strategy, work: Path, chief: bool, log, ver
         "weights_fingerprint": float(sum(np.abs(v.numpy().astype(np.float64)).sum() for v in model.weights)),
     }
     if chief:
-        checkpoints.atomic_write_text(record_path, json.dumps(record, indent=2))
+        checkpoints.atomic_write_text(files.record, json.dumps(record, indent=2))
     return record, model, backbone, preprocessor
-
-
-def _compiled_model(task, cfg, train_size: int, strategy, loaded=None):
-    """``(model, backbone, preprocessor)``: the task's model on the backbone (``loaded``, else loaded now),
-    compiled with its loss and the AdamW schedule over the whole run's steps."""
-    total_steps = features.steps_per_epoch(train_size, cfg.batch_size, strategy.num_replicas_in_sync > 1) * cfg.epochs
-    with strategy.scope():
-        backbone, preprocessor = loaded or backbones.load(cfg.backbone, cfg.max_seq_length)
-        model = model_lib.build(backbone, task, cfg.dropout)
-        optimizer = optimization.make_optimizer(
-            cfg.learning_rate, total_steps, cfg.warmup_fraction, cfg.weight_decay, cfg.clip_norm
-        )
-        model.compile(optimizer=optimizer, loss=model_lib.loss_for(task), jit_compile=cfg.jit_compile)
-    return model, backbone, preprocessor
 
 
 def _run_epochs(model, cfg, strategy, datasets, steps, first_epoch, skip, callbacks, step_counters, verbose,
@@ -188,9 +176,10 @@ def train_task(
     chief = distribute.is_chief(strategy)
     log = log or RunLog(run.log, enabled=chief)
     started = time.perf_counter()
-    policy, why = precision.resolve(cfg.precision)
+    machine = precision.Machine.detect()
+    policy, why = precision.resolve(cfg.precision, machine)
     keras.mixed_precision.set_global_policy(policy)
-    jit_compile, jit_why = precision.xla_default(cfg.jit_compile, replicas=strategy.num_replicas_in_sync)
+    jit_compile, jit_why = precision.xla_default(cfg.jit_compile, machine, replicas=strategy.num_replicas_in_sync)
     cfg = dataclasses.replace(cfg, jit_compile=jit_compile)
     log(f"{task.name}: precision {policy} ({why}); {strategy_name}; backbone {cfg.backbone}")
     log(f"{task.name}: XLA {'on' if jit_compile else 'off'} ({jit_why}); {'; '.join(tf_startup.lines())}")
@@ -237,15 +226,16 @@ def _train_seeds(task, cfg, prepared: _Prepared, strategy, chief, run: RunDir, l
     for seed in seeds:
         if seed != seeds[0]:
             keras.utils.set_random_seed(seed)
-        folder = None if len(seeds) == 1 else seed
+        files = run.seed_files(task.name, None if len(seeds) == 1 else seed)
         record, model, backbone, preprocessor = _fit_seed(
-            task, dataclasses.replace(cfg, seed=seed), prepared.train, prepared.dev, strategy, run.work(task.name, folder),
-            chief, log, verbose, str(run.tensorboard(task.name, folder)), loaded,
+            task, dataclasses.replace(cfg, seed=seed), prepared.train, prepared.dev, strategy, files, chief, log,
+            verbose, loaded,
         )
         loaded = None
+        dev_predictions.keep(task, model, files, prepared.dev, cfg.eval_batch_size, chief)
         records.append(record)
         if best is None or record["best_score"] > best[0]["best_score"]:
-            best = (record, run.work(task.name, folder) / "best.weights.h5")
+            best = (record, files.best_weights)
     best_record, best_weights = best
     if best_weights.is_file():
         model.load_weights(best_weights)  # the last seed's model, same architecture
@@ -293,7 +283,7 @@ def _result_record(task, source, cfg, prepared: _Prepared, trained: _Trained, pr
         "train_tokens_per_second": throughput * float(train.lengths.mean()) if throughput else None,
         "wall_seconds": None,
         "backbone": {
-            "spec": cfg.backbone,
+            **provenance.backbone_origin(cfg.backbone, backbones.local_folder(cfg.backbone)),
             "class": type(trained.backbone).__name__,
             "vocabulary_size": int(trained.preprocessor.tokenizer.vocabulary_size()),
             "parameters": int(trained.backbone.count_params()),
@@ -305,18 +295,20 @@ def _publish(task, source, cfg, prepared: _Prepared, trained: _Trained, result: 
     """Exports the best weights (unless a version holds them already) and predicts the test splits."""
     model = trained.model
     digest = export.weights_digest(model)
-    version_dir = export.latest_holding(run.root, task.name, digest)
+    version_dir = store.latest_holding(run.root, task.name, digest)
     if version_dir is not None:
         log(f"{task.name}: {version_dir} already holds these weights; not exported again")
     else:
+        seeds = dev_predictions.load_run(run.root, task.name, result)
+        result["dev_score_ci95"] = intervals.task_interval(task, seeds)["ci95"] if seeds else None
         measured_on = _dev_examples(source, task, prepared.dev) if cfg.measure_export else None
         version_dir = export.export(model, trained.preprocessor, task, run.root, metadata=_metadata(result),
                                     digest=digest, dev_examples=measured_on)
-        seconds = export.read_metadata(version_dir)["export_seconds"]
+        seconds = store.read_metadata(version_dir)["export_seconds"]
         log(f"{task.name}: exported {version_dir}" + (f" (seed {trained.best['seed']})" if cfg.seeds > 1 else "")
             + f" in {seconds['save']:.0f} s, signatures measured in {seconds['measure']:.0f} s")
     result["export"] = str(version_dir)
-    predictor = Predictor(model, cfg.eval_batch_size)
+    predictor = KerasScorer(model, cfg.eval_batch_size)
     result["test_predictions"] = predict_test_splits(task, source, trained.preprocessor, predictor, run.root, log)
 
 
@@ -346,11 +338,14 @@ def _metadata(result: dict) -> dict:
         "best_seed": result["best_seed"],
         "seeds": result["seeds"],
         "dev_metrics": result["dev"],
+        # The seeds' spread and the bootstrap interval, so the model card quotes the figure a report does.
+        **{key: result.get(key) for key in ("dev_mean", "dev_std", "dev_score_mean", "dev_score_std",
+                                             "dev_score_ci95", "majority_score")},
         "data": result["data"],
     }
 
 
-def predict_test_splits(task: Task, source: Source, preprocessor, predictor: Predictor, out_dir, log) -> dict:
+def predict_test_splits(task: Task, source: Source, preprocessor, predictor: KerasScorer, out_dir, log) -> dict:
     """Writes leaderboard predictions for the task's test splits found in ``source``."""
     written = {}
     for split in task.test_splits:

@@ -1,9 +1,13 @@
 """Predictions from an exported SavedModel (TensorFlow and tensorflow-text only), and its scores.
 
-The signature run is chosen where the model runs (:mod:`glue_tf.signature_choice`).
+The signature run is chosen where the model runs (:mod:`glue_tf.exports.choice`), for the
+:class:`~glue_tf.precision.Machine` the caller detected where its process started.
 Examples are sorted by length so each call pads little: by their token counts,
-which the export computes in-graph with its own tokenizer (:func:`token_lengths`),
-else by characters, which pads more: a word the vocabulary splits into many pieces is
+which the export computes in-graph with its own tokenizer. An export that saved its
+``tokenize`` and ``from_tokens_*`` functions is tokenized once (:func:`run_tokenized`):
+the packed rows are sorted by their counts and fed to the encoder, cut to each call's
+longest row. An older one is counted (:func:`token_lengths`) and then called with text,
+which tokenizes it again; older still, by characters, which pads more: a word the vocabulary splits into many pieces is
 short in characters and long in tokens (docs/BENCHMARKS.md compares the two orders' padding
 efficiency, ``bench/speed.py infer``). The compiled
 signature sorts and cuts its input into grid sub-batches itself, so it gets bigger calls
@@ -17,41 +21,50 @@ import time
 
 import numpy as np
 
-from glue_tf import export, metrics, signature_choice, signatures
+from glue_tf import metrics
 from glue_tf.errors import ModelMismatchError, UnlabelledSplitError
+from glue_tf.exports import choice, saved_model, signatures
+from glue_tf.precision import Machine
 from glue_tf.tasks import Task
 
 COMPILED_CALL_ROWS = 512
-COUNT_CALL_ROWS = 4096  # rows per call of the export's token counter (tokenizing only: cheap, so large)
+COUNT_CALL_ROWS = 4096  # rows per call of the export's tokenizer (its counter or tokenize): cheap, so large
 
 
 class ExportPredictor:
     """Calls the export's chosen signature (``.signature_name``, ``.reason``) in batches of similar length.
 
-    ``precision``: ``auto``, ``float32`` or ``bfloat16`` (see ``choose``); ``setting``
-    names where it came from, for the error a bad value raises.
+    ``machine``: where it runs (:meth:`glue_tf.precision.Machine.detect`); ``precision``: a word of
+    :mod:`glue_tf.precision` (see :func:`glue_tf.exports.choice.choose`); ``setting`` names where it
+    came from, for the error a bad value raises.
+
+    >>> predictor = ExportPredictor("run/models/sst2/1", Machine.detect())  # doctest: +SKIP
+    >>> predictor.outputs(TASKS["sst2"], [{"sentence": "a delight"}])  # doctest: +SKIP
     """
 
-    def __init__(self, path, batch_size: int = 64, precision: str = "auto", bf16_units: bool | None = None,
+    def __init__(self, path, machine: Machine, batch_size: int = 64, precision: str = "auto",
                  setting: str = "--precision"):
-        self.signatures, self.metadata = export.load_signatures(path)
-        self.signature_name, self.reason = signature_choice.choose(
-            self.metadata, self.signatures, precision, bf16_units, setting)
+        self.signatures, self.metadata = saved_model.load_signatures(path)
+        self.signature_name, self.reason = choice.choose(self.metadata, self.signatures, machine, precision, setting)
         self.signature = self.signatures[self.signature_name]
         self.path = path
         self.batch_size = batch_size
         self.call_rows = rows_per_call(self.signature_name, batch_size)
-        self.counter = export.token_counter(self.signatures)
+        self.counter = saved_model.token_counter(self.signatures)
+        self.tokenized = saved_model.from_tokens(self.signatures, self.signature_name)
 
     def raw_outputs(self, task: Task, examples: list[dict]) -> dict[str, np.ndarray]:
         """Every output of the signature (probabilities, label_id, ... or score), in ``examples`` order."""
         import tensorflow as tf
 
-        def call(columns):
-            result = self.signature(**{field: tf.constant(texts) for field, texts in columns.items()})
+        columns = {field: [e[field] for e in examples] for field in task.text_features}
+        if self.tokenized is not None:
+            return run_tokenized(*self.tokenized, columns, self.call_rows)
+
+        def call(chunk):
+            result = self.signature(**{field: tf.constant(texts) for field, texts in chunk.items()})
             return {key: value.numpy() for key, value in result.items()}
 
-        columns = {field: [e[field] for e in examples] for field in task.text_features}
         return run_length_sorted(call, columns, self.call_rows, lengths=token_lengths(self.counter, columns))
 
     def outputs(self, task: Task, examples: list[dict]) -> np.ndarray:
@@ -67,7 +80,7 @@ def rows_per_call(signature_name: str, batch_size: int) -> int:
 
 
 def token_lengths(counter, columns: dict[str, list[str]]) -> np.ndarray | None:
-    """Each row's token count by the export's ``counter`` (:func:`glue_tf.export.token_counter`), or None
+    """Each row's token count by the export's ``counter`` (:func:`glue_tf.exports.saved_model.token_counter`), or None
     where the export has none. ``columns``: the task's text fields, in its order, as lists of strings."""
     if counter is None:
         return None
@@ -79,10 +92,34 @@ def token_lengths(counter, columns: dict[str, list[str]]) -> np.ndarray | None:
     return np.concatenate(counts) if counts else np.zeros(0, np.int32)
 
 
+def run_tokenized(tokenize, run, columns: dict[str, list[str]], rows: int) -> dict[str, np.ndarray]:
+    """The outputs of ``run`` (:func:`glue_tf.exports.saved_model.from_tokens`) for every row of ``columns``,
+    tokenized once by ``tokenize``, sorted by token count and cut, ``rows`` per call, to the longest row of
+    each call. Outputs in input order."""
+    import tensorflow as tf
+
+    size = len(next(iter(columns.values()), []))
+    parts = [tokenize(*(tf.constant(texts[start : start + COUNT_CALL_ROWS]) for texts in columns.values()))
+             for start in range(0, size, COUNT_CALL_ROWS)]
+    if not parts:
+        return {}
+    packed = {name: np.concatenate([part[name].numpy() for part in parts]) for name in parts[0]}
+    lengths = packed.pop(signatures.TOKEN_COUNT)
+
+    def call(chunk):
+        width = max(int(chunk[signatures.TOKEN_COUNT].max()), 2)
+        result = run({name: tf.constant(column[:, :width]) for name, column in chunk.items()
+                      if name != signatures.TOKEN_COUNT})
+        return {key: value.numpy() for key, value in result.items()}
+
+    return run_length_sorted(call, {**packed, signatures.TOKEN_COUNT: lengths}, rows, lengths=lengths)
+
+
 def run_length_sorted(call, columns: dict[str, list[str]], rows: int, on_progress=None,
                       lengths=None) -> dict[str, np.ndarray]:
     """``call(columns) -> {output: array}`` over rows sorted by length, ``rows`` per call; outputs in input
-    order. ``lengths``: each row's token count (:func:`token_lengths`); None sorts by characters.
+    order. ``columns``: lists of texts, or arrays of rows (:func:`run_tokenized`). ``lengths``: each row's
+    token count (:func:`token_lengths`); None sorts by characters.
     ``on_progress(done)`` after each call. The one batching loop of ``evaluate``, ``predict`` and the
     service's ``/score`` and jobs."""
     size = len(next(iter(columns.values()), []))
@@ -92,7 +129,9 @@ def run_length_sorted(call, columns: dict[str, list[str]], rows: int, on_progres
     outputs: dict[str, np.ndarray] = {}
     for start in range(0, size, rows):
         picked = order[start : start + rows]
-        for key, value in call({field: [texts[i] for i in picked] for field, texts in columns.items()}).items():
+        chunk = {field: texts[picked] if isinstance(texts, np.ndarray) else [texts[i] for i in picked]
+                 for field, texts in columns.items()}
+        for key, value in call(chunk).items():
             value = np.asarray(value)
             if key not in outputs:
                 outputs[key] = np.zeros((size, *value.shape[1:]), value.dtype)

@@ -1,0 +1,87 @@
+"""``glue-tf tune``: its grid, selection on a held-out slice of train, resume; recipes and the fresh-seed rule."""
+
+import dataclasses
+import json
+
+import pytest
+
+from glue_tf import recipes, tune
+from glue_tf.config import TrainConfig
+from glue_tf.data.sources import TsvSource
+from glue_tf.held_out import HeldOutSource
+from glue_tf.tasks import TASKS
+
+
+def test_the_default_grid_has_at_most_twelve_points_over_every_recipe_field():
+    points = tune.points(tune.DEFAULT_GRID)
+    assert 1 < len(points) <= 12 and len({tune.point_name(p) for p in points}) == len(points)
+    assert all(set(p) == set(recipes.RECIPE_FIELDS) for p in points)
+    with pytest.raises(recipes.RecipeError, match="no values for dropout"):
+        tune.points({**tune.DEFAULT_GRID, "dropout": []})
+
+
+def test_selection_takes_the_best_mean_then_the_smaller_std():
+    scored = [{"mean": 60.0, "std": 3.0}, {"mean": 62.0, "std": 5.0}, {"mean": 62.0, "std": 1.0}]
+    assert tune.select(scored) is scored[2]
+
+
+def test_the_held_out_slice_is_a_seeded_tenth_of_train_and_never_dev(glue_dir):
+    task = TASKS["rte"]
+    sliced = HeldOutSource(TsvSource(glue_dir))
+    train, held = sliced.examples(task, "train"), sliced.examples(task, "validation")
+    everything = TsvSource(glue_dir).examples(task, "train")
+    assert {e["idx"] for e in train} | {e["idx"] for e in held} == {e["idx"] for e in everything}
+    assert not {e["idx"] for e in train} & {e["idx"] for e in held}
+    assert len(held) == round(0.1 * len(everything))
+    assert held == HeldOutSource(TsvSource(glue_dir)).examples(task, "validation")  # same slice every time
+    assert sliced.available_splits(task) == ["train", "validation"]  # no test split to predict
+
+
+@pytest.mark.slow
+def test_tune_writes_the_recipe_and_resumes_without_retraining(tmp_path, small_glue_dir, tiny_preset):
+    config = TrainConfig(backbone=str(tiny_preset), batch_size=8, precision="float32", max_seq_length=64,
+                         seed=tune.SEED, seeds=2)
+    grid = {**{f: [v[0]] for f, v in tune.DEFAULT_GRID.items()}, "learning_rate": [1e-3, 1e-7], "epochs": [1]}
+    recipe_path = tmp_path / "recipe.json"
+    recipe = tune.tune(TsvSource(small_glue_dir), config, [TASKS["rte"]], grid, tmp_path / "sweep", recipe_path)
+    entry = recipe["tasks"]["rte"]
+    assert [p["learning_rate"] for p in entry["points"]] == [1e-3, 1e-7]
+    best = max(entry["points"], key=lambda p: p["mean"])
+    assert entry["learning_rate"] == best["learning_rate"] and entry["held_out_score_mean"] == best["mean"]
+    assert all(p["seeds"] == [1000, 1001] and len(p["scores"]) == 2 and p["precision"] == "float32"
+               for p in entry["points"])
+    assert recipe["sweep"]["seeds"] == [1000, 1001] and recipe["held_out"]["fraction"] == 0.1
+    assert json.loads(recipe_path.read_text()) == recipe
+    point = tmp_path / "sweep" / "rte" / tune.point_name(entry["points"][0])
+    assert not (point / "models").exists()  # a finished point keeps its records, not its export
+    stamp = (point / "point.json").stat().st_mtime_ns
+    again = tune.tune(TsvSource(small_glue_dir), config, [TASKS["rte"]], grid, tmp_path / "sweep", recipe_path)
+    assert again["tasks"]["rte"]["points"] == entry["points"] and (point / "point.json").stat().st_mtime_ns == stamp
+    assert "done before" in (tmp_path / "sweep" / "tune.log").read_text()
+
+
+def _recipe(tmp_path):
+    path = tmp_path / "minilm.json"
+    path.write_text(json.dumps({"sweep": {"seeds": [1000, 1001, 1002]}, "tasks": {"rte": {
+        "learning_rate": 2e-4, "epochs": 5, "batch_size": 16, "warmup_fraction": 0.06, "dropout": 0.2}}}))
+    return str(path)
+
+
+def test_recipe_fields_fill_in_except_flags_given_on_the_command_line(tmp_path):
+    config = TrainConfig(recipe=_recipe(tmp_path), epochs=3)
+    explicit = recipes.explicit_fields(["train", "--task", "rte", "--epochs", "3", "--learning-r", "1e-5"])
+    assert explicit == {"epochs", "learning_rate"}
+    rte = recipes.task_config(config, "rte", explicit)
+    assert (rte.epochs, rte.batch_size, rte.warmup_fraction, rte.dropout) == (3, 16, 0.06, 0.2)
+    assert recipes.task_config(config, "wnli", explicit) == config  # a task the recipe lacks: built-in defaults
+    assert recipes.task_config(dataclasses.replace(config, recipe=None), "rte") == dataclasses.replace(config, recipe=None)
+    assert recipes.resolve("none", config.backbone) is None
+    with pytest.raises(recipes.RecipeError, match="no such file"):
+        recipes.load(str(tmp_path / "missing.json"))
+
+
+def test_training_with_a_recipe_refuses_the_seeds_its_sweep_used(tmp_path):
+    recipe = _recipe(tmp_path)
+    recipes.check_fresh_seeds(TrainConfig(recipe=recipe, seed=42, seeds=3))  # the defaults are fresh
+    with pytest.raises(recipes.RecipeError, match=r"reuses seeds \[1001, 1002\]"):
+        recipes.check_fresh_seeds(TrainConfig(recipe=recipe, seed=1001, seeds=3))
