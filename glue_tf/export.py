@@ -69,7 +69,8 @@ class _Encoder:
     float32: Callable
     bfloat16: Callable
     compiled: Callable  # float32 under XLA, one program per grid shape
-    widths: tuple[int, ...]
+    widths: tuple[int, ...]  # the compiled grid's widths (few: each is a compile)
+    padded_widths: tuple[int, ...]  # what uncompiled calls pad to (finer: padding costs every call)
 
 
 def _encoder(model, preprocessor, task: Task) -> tuple[_Encoder, list]:
@@ -101,8 +102,10 @@ def _encoder(model, preprocessor, task: Task) -> tuple[_Encoder, list]:
         return tf.cast(logits, tf.float32)
 
     compiled = tf.function(lambda inputs: float32_logits(inputs), jit_compile=True)
-    widths = signatures.grid_widths(int(preprocessor.sequence_length))
-    return _Encoder(pack, float32_logits, bfloat16_logits, compiled, widths), list(float32.weights)
+    length = int(preprocessor.sequence_length)
+    encoder = _Encoder(pack, float32_logits, bfloat16_logits, compiled, signatures.grid_widths(length),
+                       signatures.padded_widths(length))
+    return encoder, list(float32.weights)
 
 
 def _token_counts(packed):
@@ -169,11 +172,11 @@ class GlueServing(tf.Module):
         return self._padded(texts, self._encoder.bfloat16)
 
     def _padded(self, texts, logits):
-        """Outputs with each call padded to the grid width (:func:`glue_tf.exports.signatures.grid_widths`)
+        """Outputs with each call padded to the step width (:func:`glue_tf.exports.signatures.padded_widths`)
         holding its longest text, not to the maximum length: a long-lived server's per-shape caches (oneDNN's
         primitives, the allocator's pools) then see a few widths, not one per length its traffic brings."""
         features, lengths = self._encoder.pack(*texts)
-        grid = tf.constant(self._encoder.widths, tf.int32)
+        grid = tf.constant(self._encoder.padded_widths, tf.int32)
         width = tf.reduce_min(tf.boolean_mask(grid, grid >= tf.reduce_max(lengths)))
         return _outputs(self._task, logits({name: column[:, :width] for name, column in features.items()}))
 
@@ -247,10 +250,11 @@ def _measure(folder: Path, model, task: Task, requests: list[dict], max_seq_leng
     """:func:`glue_tf.export_measure.measure` on the SavedModel in ``folder``, loaded as a server loads it,
     plus the metadata's ``timings``: the figures measured here (and kept in :mod:`glue_tf.timing_cache`),
     or reused from an export of the same shape on this machine (only the dev scores measured again)."""
-    device = export_measure.measured_on(Machine.detect())  # the machine this export process runs on
+    machine = Machine.detect()  # the machine this export process runs on
+    device = export_measure.measured_on(machine)
     if dev_examples is None:  # nothing timed, nothing kept
         return {**export_measure.measure({}, task, requests, max_seq_length, None, device), "timings": None}
-    cache = timing_cache.TimingCache.here()
+    cache = timing_cache.TimingCache.here(os.environ, machine)
     grid = {"widths": list(signatures.grid_widths(max_seq_length)), "batch_sizes": list(signatures.BATCH_SIZES),
             "dev_cap": export_measure.DEV_CAP, "chunk": export_measure.CHUNK}
     key = timing_cache.key(model_lib.backbone_of(model), len(task.text_features), max_seq_length, device, grid)

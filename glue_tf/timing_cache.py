@@ -53,9 +53,9 @@ class TimingCache:
         self.folder, self.off = folder, off
 
     @classmethod
-    def here(cls, environ=os.environ) -> "TimingCache":
-        """This machine's cache, in the folder :mod:`glue_tf.xla_cache` chooses from ``environ``."""
-        folder = xla_cache.machine_folder(environ, Machine.from_cpu())
+    def here(cls, environ, machine: Machine) -> "TimingCache":
+        """``machine``'s cache, in the folder :mod:`glue_tf.xla_cache` chooses from ``environ``."""
+        folder = xla_cache.machine_folder(environ, machine)
         if folder is None:
             return cls(None, f"off ({xla_cache.SETTING}={environ.get(xla_cache.SETTING)})")
         return cls(folder / FOLDER)

@@ -114,7 +114,7 @@ def test_keras_preset_reloads_with_its_preprocessor_and_predicts_raw_text(tiny_p
     assert head is None and "trained for mrpc" in why
 
 
-@pytest.mark.slow
+@pytest.mark.long  # the session's trained exports: make test-long
 def test_a_trained_export_describes_itself(trained_exports):
     """A CoLA run's version: versions, TF Serving's minimum, a model card quoting its dev score, a Keras preset
     whose own metadata.json the version scan never takes for the export's."""
@@ -133,7 +133,7 @@ def test_a_trained_export_describes_itself(trained_exports):
         (version / "keras" / "metadata.json").read_text())
 
 
-@pytest.mark.slow
+@pytest.mark.long  # the session's trained exports: make test-long
 def test_the_keras_preset_gives_the_savedmodels_dev_predictions(trained_exports, glue_dir):
     import keras_hub
     import tensorflow as tf
@@ -151,7 +151,7 @@ def test_the_keras_preset_gives_the_savedmodels_dev_predictions(trained_exports,
     np.testing.assert_array_equal(logits.argmax(-1), saved["label_id"].numpy())
 
 
-@pytest.mark.slow
+@pytest.mark.long  # the session's trained exports: make test-long
 def test_training_from_an_exports_keras_folder_restores_the_head_only_for_its_task(trained_exports):
     from glue_tf.config import TrainConfig
     from glue_tf.exports import store

@@ -11,7 +11,7 @@ from glue_tf import compare, dev_predictions
 from glue_tf.cli import main
 from glue_tf.run_dir import RunDir
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.long  # a two-seed train-all of two tasks: minutes (make test-long)
 
 
 def _train_all(glue_dir, preset, out, *extra):

@@ -208,7 +208,7 @@ def python_example() -> str:
     return blocks[0]
 
 
-@pytest.mark.slow
+@pytest.mark.long  # trains the real MiniLM: make test-long
 def test_readme_python_example_runs_as_written(tmp_path, small_glue_dir):
     """The README's Python API example, with the real default backbone, on the tests' small GLUE folder."""
     (tmp_path / "glue_data").symlink_to(small_glue_dir)

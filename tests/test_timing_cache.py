@@ -5,6 +5,7 @@ import pytest
 from glue_tf import backbones, export, timing_cache
 from glue_tf import model as model_lib
 from glue_tf.exports import store
+from glue_tf.precision import Machine
 from glue_tf.tasks import TASKS
 
 KEY = {"format": timing_cache.FORMAT, "backbone": {"family": "BertBackbone"}, "max_seq_length": 16}
@@ -70,8 +71,8 @@ def test_an_unwritable_or_disabled_cache_measures_as_before_and_says_why(tmp_pat
     record = unwritable.store(KEY, SIGNATURES, {"task": "cola", "version": 1})
     assert record["figures"] == "measured" and record["cache"].startswith(f"not kept (cannot write {blocked}")
     assert unwritable.lookup(KEY) is None
-    off = timing_cache.TimingCache.here({"GLUE_TF_XLA_CACHE": "off"})
+    off = timing_cache.TimingCache.here({"GLUE_TF_XLA_CACHE": "off"}, Machine.from_cpu())
     assert off.folder is None and off.lookup(KEY) is None
     assert off.store(KEY, SIGNATURES, {})["cache"] == "off (GLUE_TF_XLA_CACHE=off)"
-    here = timing_cache.TimingCache.here({"GLUE_TF_XLA_CACHE": str(tmp_path / "xla")})
+    here = timing_cache.TimingCache.here({"GLUE_TF_XLA_CACHE": str(tmp_path / "xla")}, Machine.from_cpu())
     assert here.folder.parent.parent == tmp_path / "xla"  # beside the XLA entries of this TensorFlow and CPU

@@ -37,7 +37,7 @@ def test_the_held_out_slice_is_a_seeded_tenth_of_train_and_never_dev(glue_dir):
     assert sliced.available_splits(task) == ["train", "validation"]  # no test split to predict
 
 
-@pytest.mark.slow
+@pytest.mark.long  # a whole sweep, killed and resumed: make test-long
 def test_tune_writes_the_recipe_and_resumes_without_retraining(tmp_path, small_glue_dir, tiny_preset):
     config = TrainConfig(backbone=str(tiny_preset), batch_size=8, precision="float32", max_seq_length=64,
                          seed=tune.SEED, seeds=2)

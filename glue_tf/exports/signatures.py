@@ -34,6 +34,7 @@ TOKEN_COUNT = "token_count"
 FROM_TOKENS = {DEFAULT: "from_tokens_float32", COMPILED: "from_tokens_compiled", BFLOAT16: "from_tokens_bfloat16"}
 
 WIDTHS = (16, 32, 64, 128)
+PAD_STEP = 16
 BATCH_SIZES = (1, 8, 64)
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
@@ -43,6 +44,17 @@ _WORD = "the"  # one token in every vocabulary we ship: warm-up texts are this w
 def grid_widths(max_seq_length: int) -> tuple[int, ...]:
     """:data:`WIDTHS` capped at ``max_seq_length``, which ends the grid if it is not on it."""
     widths = tuple(w for w in WIDTHS if w < max_seq_length)
+    return (*widths, int(max_seq_length))
+
+
+def padded_widths(max_seq_length: int) -> tuple[int, ...]:
+    """The widths uncompiled calls pad to: multiples of :data:`PAD_STEP` up to ``max_seq_length``.
+
+    Few enough that per-shape caches stay bounded (8 shapes at 128 tokens), fine enough that a call
+    pads fewer than ``PAD_STEP`` tokens a row past its longest text; the compiled grid is coarser
+    because each of its widths is a compile.
+    """
+    widths = tuple(range(PAD_STEP, max_seq_length, PAD_STEP))
     return (*widths, int(max_seq_length))
 
 
