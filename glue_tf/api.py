@@ -62,11 +62,12 @@ def _config(fields: Mapping):
     return TrainConfig(**fields)
 
 
-def _source(data: Mapping):
+def _source(glue_dir, tfds_manual_dir, tfds_data_dir, download: bool):
+    """The data source the CLI's flags of the same names choose (a TSV folder wins, else tfds)."""
     from glue_tf.data.sources import make_source
 
-    return make_source(glue_dir=data.get("glue_dir"), tfds_manual_dir=data.get("tfds_manual_dir"),
-                       tfds_data_dir=data.get("tfds_data_dir"), download=data.get("download", True))
+    return make_source(glue_dir=glue_dir, tfds_manual_dir=tfds_manual_dir, tfds_data_dir=tfds_data_dir,
+                       download=download)
 
 
 def train(task: str, *, out="runs/latest", glue_dir=None, tfds_manual_dir=None, tfds_data_dir=None,
@@ -80,8 +81,7 @@ def train(task: str, *, out="runs/latest", glue_dir=None, tfds_manual_dir=None, 
     from glue_tf.tasks import get_task
 
     chosen, settings = get_task(task), _config(config)  # a typo fails before any data is read
-    source = _source({"glue_dir": glue_dir, "tfds_manual_dir": tfds_manual_dir, "tfds_data_dir": tfds_data_dir,
-                      "download": download})
+    source = _source(glue_dir, tfds_manual_dir, tfds_data_dir, download)
     _start_tensorflow()
     record = suite.train(chosen, source, settings, out, verbose=verbose, overwrite=overwrite)
     return _result(record)
@@ -98,8 +98,7 @@ def train_all(tasks: str | Sequence[str] = "all", *, out="runs/latest", glue_dir
     from glue_tf.tasks import parse_task_list
 
     chosen, settings = parse_task_list(tasks if isinstance(tasks, str) else ",".join(tasks)), _config(config)
-    source = _source({"glue_dir": glue_dir, "tfds_manual_dir": tfds_manual_dir, "tfds_data_dir": tfds_data_dir,
-                      "download": download})
+    source = _source(glue_dir, tfds_manual_dir, tfds_data_dir, download)
     _start_tensorflow()
     record = suite.train_all(source, settings, out, chosen, verbose=verbose, overwrite=overwrite)
     results = {name: _result({"task": name, **entry}) for name, entry in (record.get("tasks") or {}).items()}
@@ -159,8 +158,7 @@ class Predictor:
         """Official metrics (points) on a labelled split (default: the task's first dev split)."""
         from glue_tf.exports.predictor import score_export
 
-        source = _source({"glue_dir": glue_dir, "tfds_manual_dir": tfds_manual_dir, "tfds_data_dir": tfds_data_dir,
-                          "download": download})
+        source = _source(glue_dir, tfds_manual_dir, tfds_data_dir, download)
         split = split or self.task.score_components[0][1]
         scored = score_export(self._predictor, self.task, source, [split])
         return {"task": self.task.name, "split": split, "metrics": scored["metrics"][split], "score": scored["score"],
