@@ -97,7 +97,7 @@ def _mirrored_step(preset, policy):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.slow
+@pytest.mark.long  # two logical CPUs in a subprocess, about a minute: make test-long keeps make test under 15 minutes
 def test_the_multi_replica_loop_on_two_logical_cpus_scales_the_float16_loss(tiny_preset):
     """MirroredStrategy over two logical CPU devices runs the GPU path's loop (glue_tf.loop). Under
     mixed_float16 the loss must be scaled before the gradients, because the LossScaleOptimizer that

@@ -93,6 +93,7 @@ def test_sigterm_finishes_every_request_in_flight(trained_exports, tmp_path):
     assert all(started >= term_sent["at"] - 0.5 for _, _, started in failed), failed[:3]
 
 
+@pytest.mark.long  # two service starts, about 30 s: make test-long keeps make test under 15 minutes
 def test_finished_job_results_survive_a_restart(trained_exports, tmp_path):
     state = tmp_path / "state"
     body = {"task": "cola", "instances": COLA, "labels": [1, 0] * 16}

@@ -94,6 +94,7 @@ def test_train_evaluate_export_predict(tiny_preset, glue_dir, tmp_path, task_nam
     assert (tmp_path / "work" / task_name / "checkpoint" / "state.json").is_file()
 
 
+@pytest.mark.long  # trains MNLI-shaped data and scores AX, about 45 s: make test-long keeps make test under 15 minutes
 def test_train_all_three_class_mnli_scores_ax_and_reports_partial_results(tiny_preset, glue_dir, tmp_path):
     glue = tmp_path / "glue"  # MNLI and AX only
     for folder in ("MNLI", "diagnostic"):
