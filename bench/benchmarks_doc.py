@@ -2,15 +2,17 @@
 
     python -m bench.benchmarks_doc --train runs/bench/train.jsonl --infer runs/bench/infer.jsonl \
         [--report runs/minilm-full/report.json] [--predict runs/bench/predict.jsonl] \
-        [--serving runs/bench/serving.jsonl] [--agreement runs/bench/agreement.jsonl] --doc docs/BENCHMARKS.md
+        [--evaluate runs/bench/evaluate.jsonl] [--serving runs/bench/serving.jsonl] \
+        [--agreement runs/bench/agreement.jsonl] [--end-to-end runs/bench/end_to_end.jsonl] --doc docs/BENCHMARKS.md
 
 Three sections, each between its markers, the rest of the page kept: ``speed``
 (``bench/speed.py``: fine-tuning, inference, step profile, end to end),
 ``training-kernels`` (the step profile with TensorFlow's oneDNN on and off
 beside PyTorch's, and ``bench/end_to_end.py`` runs) and ``inference-paths`` (issue 12's targets: ``glue-tf predict`` as whole
-processes, ``evaluate``'s chosen signature, the service, and the agreement of
-the signatures). Every figure comes from the files; each starts with the CPU
-model and the flags the figures depend on.
+processes, ``glue-tf evaluate`` as whole processes and its chosen signature in-process,
+the service, and the agreement of the signatures). Whole-process benchmarks run in
+alternating rounds show each round and quote the ratio of the medians. Every figure
+comes from the files; each starts with the CPU model and the flags the figures depend on.
 """
 
 from __future__ import annotations
@@ -92,7 +94,8 @@ def _profile_table(rows: list[dict]) -> list[str]:
              f"|---|---|---|{'---|' if onednn else ''}---|---|---|---|"]
     for r in rows:
         state = {True: " on |", False: " off |"}.get(r.get("onednn"), " |") if onednn else ""
-        lines.append(f"| {r['length']} | {_precision(r)} | {r['framework']} |{state} {r['step']} | "
+        piece = f"{r['step']}: {r['update']}" if r.get("update") else r["step"]  # which update, side by side
+        lines.append(f"| {r['length']} | {_precision(r)} | {r['framework']} |{state} {piece} | "
                      f"{'on' if r['xla'] else 'off'} | {r['ms']:.0f} | {r['tokens_per_second']} |")
     return lines + [""]
 
@@ -166,6 +169,54 @@ def _end_to_end_runs(records: list[dict]) -> list[str]:
                         "where a row says so, at its float32 default.", ""]
 
 
+def _end_to_end_rounds(records: list[dict]) -> list[str]:
+    """``bench/end_to_end.py`` in alternating rounds: per Hugging Face precision, a row per task (glue-tf's time
+    inside its one process) and one for all tasks (whole processes), medians and each round's dev scores."""
+    verdict = records[-1]
+    runs = [r for r in records if r.get("kind") == "end_to_end" and "round" in r]
+    walls, task_walls, precision = verdict["median_wall_seconds"], verdict["task_median_walls"], verdict["precision"]
+    tasks, epochs = verdict["tasks"], verdict.get("epochs", "")
+    lines = ["### Fine-tuning end to end, median of alternating rounds (`bench/end_to_end.py`)", "",
+             "| tasks | epochs | precision, glue-tf / Hugging Face | glue-tf median wall s | Hugging Face median "
+             "wall s | rounds' walls s, glue-tf / Hugging Face | ratio of medians | dev score per round, glue-tf / "
+             "Hugging Face |", "|---|---|---|---|---|---|---|---|"]
+    for theirs, ratio in verdict["vs_hf"].items():
+        precisions = f"{precision.get('glue-tf')} / {precision.get(theirs)}"
+        rows = [(task, task_walls["glue-tf"].get(task), task_walls[theirs].get(task), task) for task in tasks]
+        rows = rows if len(tasks) > 1 else []  # a task's ratio: of its medians; the whole run's: the verdict's
+        for name, ours_wall, their_wall, task in rows + [(",".join(tasks) + " (whole processes)", walls.get("glue-tf"),
+                                                           walls.get(theirs), None)]:
+            shown = ratio if task is None else (their_wall / ours_wall if ours_wall and their_wall else None)
+            rounds = " / ".join(_round_walls(runs, contender, task) for contender in ("glue-tf", theirs))
+            scores = " / ".join(_round_scores(verdict["dev_scores"].get(contender, []), [task] if task else tasks)
+                                for contender in ("glue-tf", theirs))
+            lines.append(f"| {name} | {epochs} | {precisions} | {_seconds(ours_wall)} | {_seconds(their_wall)} | "
+                         f"{rounds} | {f'**{shown:.2f}x**' if shown else '–'} | {scores} |")
+    return lines + ["", f"Median of {verdict['rounds']} alternating rounds; glue-tf runs `glue-tf train-all` once "
+                        "for all the tasks into a fresh folder each round (a task's row is its time inside that "
+                        "process), Hugging Face its `Trainer` per task in a fresh process.", ""]
+
+
+def _seconds(wall: float | None) -> str:
+    return f"{wall:.0f}" if wall else "failed"
+
+
+def _round_walls(runs: list[dict], contender: str, task: str | None) -> str:
+    """A contender's wall in each round, whole (``task`` None) or of one task; ``failed`` where it failed."""
+    walls = [(r.get("task_walls") or {}).get(task) if task else r.get("wall_seconds")
+             for r in runs if r["contender"] == contender]
+    return ", ".join(f"{wall:.0f}" if wall else "failed" for wall in walls)
+
+
+def _round_scores(per_round: list[dict | None], tasks: list[str]) -> str:
+    """Dev scores of each round (points), tasks joined by ``;`` within a round."""
+    def score(scores, task):
+        value = (scores or {}).get(task)
+        return f"{value:.1f}" if isinstance(value, (int, float)) else "–"
+
+    return ", ".join("; ".join(score(scores, task) for task in tasks) for scores in per_round)
+
+
 def render_training(profile: list[dict], end_to_end: list[dict]) -> tuple[str, str, str]:
     """The fine-tuning kernels section, and its markers: the step (oneDNN on and off, each precision) beside
     PyTorch's, and end-to-end runs. CPUs with bf16 units get a section of their own."""
@@ -176,7 +227,10 @@ def render_training(profile: list[dict], end_to_end: list[dict]) -> tuple[str, s
         lines += [_machine_line(sample["machine"]), ""]
     if profile:
         lines += _profile_table(profile) + _step_summary(profile)
-    lines += _end_to_end_runs([r for r in end_to_end if r.get("kind") == "end_to_end"])
+    if any(r.get("kind") == "end_to_end-ratio" for r in end_to_end):
+        lines += _end_to_end_rounds(_latest_block(end_to_end))
+    else:  # runs before --rounds
+        lines += _end_to_end_runs([r for r in end_to_end if r.get("kind") == "end_to_end"])
     return begin, end, "\n".join(lines + [end])
 
 
@@ -289,24 +343,101 @@ def _predict_table(records: list[dict]) -> list[str]:
     if not runs:
         return []
     rows = runs[0]["rows"]
+    verdict = next((r for r in records if r.get("kind") == "predict-ratio"), None)
+    title = f"### `glue-tf predict` over {rows:,} SST-2 training sentences, whole processes (`bench/predict_speed.py`)"
+    if verdict and "median_wall_seconds" in verdict:
+        lines = [title, "", *_rounds_header([]), *_rounds_rows(runs, verdict, []), "",
+                 f"Median of {verdict['rounds']} alternating rounds."]
+    else:
+        lines = [title, "", *_single_run_predict_rows(runs)]
+    if verdict and "glue-tf-auto" in verdict.get("vs_hf", {}):
+        lines += ["", f"Target ≥ {verdict.get('target', TARGET)}x for `--precision auto`: "
+                      f"{verdict['vs_hf']['glue-tf-auto']:.2f}x, {'met' if verdict['met'] else 'not met'}. Labels of "
+                      f"`auto` and `serving_default` agree on "
+                      f"{100 * (verdict.get('auto_vs_default_label_agreement') or 0):.2f}% of rows."]
+    return lines + [""]
+
+
+def _single_run_predict_rows(runs: list[dict]) -> list[str]:
+    """The predict table of a run before ``--rounds``: one run per contender, ratios of those runs."""
     base = next((r for r in runs if r["contender"] == "hf" and "wall_seconds" in r), None)
-    lines = [f"### `glue-tf predict` over {rows:,} SST-2 training sentences, whole processes (`bench/predict_speed.py`)",
-             "", "| contender | runs | wall s (start-up included) | rows/s | Hugging Face wall / this wall |",
+    lines = ["| contender | runs | wall s (start-up included) | rows/s | Hugging Face wall / this wall |",
              "|---|---|---|---|---|"]
     for r in runs:
         if "error" in r:
             lines.append(f"| {r['contender']} | failed: {r['error'][:60]} | | | |")
             continue
-        runs_as = r.get("signature") or f"transformers, {r.get('precision')}, dynamic padding, batches of 64"
         ratio = base["wall_seconds"] / r["wall_seconds"] if base else None
-        lines.append(f"| {r['contender']} | {runs_as} | {r['wall_seconds']:.1f} | {r['rows_per_second']:.0f} | "
+        lines.append(f"| {r['contender']} | {_runs_as(r)} | {r['wall_seconds']:.1f} | {r['rows_per_second']:.0f} | "
                      f"{f'**{ratio:.2f}x**' if ratio else '–'} |")
-    verdict = next((r for r in records if r.get("kind") == "predict-ratio"), None)
-    if verdict and "glue-tf-auto" in verdict.get("vs_hf", {}):
-        lines += ["", f"Target ≥ {TARGET}x for `--precision auto`: {verdict['vs_hf']['glue-tf-auto']:.2f}x, "
-                      f"{'met' if verdict['met'] else 'not met'}. Labels of `auto` and `serving_default` agree on "
-                      f"{100 * (verdict.get('auto_vs_default_label_agreement') or 0):.2f}% of rows."]
-    return lines + [""]
+    return lines
+
+
+def _runs_as(run: dict) -> str:
+    """What a whole-process inference run ran: glue-tf's signature, or Hugging Face's setting."""
+    return run.get("signature") or f"transformers, {run.get('precision')}, dynamic padding, batches of 64"
+
+
+def _rounds_header(lead: list[str]) -> list[str]:
+    """The header of a whole-process benchmark run in alternating rounds (:func:`_rounds_rows`); ``lead``:
+    the verdict's fields shown before ``contender`` (``task``, ``rows``), none for a table of one task."""
+    header = [*lead, "contender", "runs", "median wall s (start-up included)", "rounds' walls s",
+              "rows/s at the median", "Hugging Face median / this median"]
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+
+def _rounds_rows(runs: list[dict], verdict: dict, lead: list[str]) -> list[str]:
+    """Per contender its median wall, each round's wall, rows/s at the median and the ratio of medians
+    (Hugging Face's median over this one's), the medians and ratios from ``verdict``."""
+    by_contender = {}
+    for run in runs:
+        by_contender.setdefault(run["contender"], []).append(run)
+    lead_cells = [str(verdict.get(cell, "")) for cell in lead]
+    lines = []
+    for name, of in by_contender.items():
+        median = verdict["median_wall_seconds"].get(name)
+        walls = ", ".join(f"{r['wall_seconds']:.1f}" if "wall_seconds" in r else "failed" for r in of)
+        if median is None:
+            error = next((r["error"] for r in of if "error" in r), "no run")
+            lines.append("| " + " | ".join([*lead_cells, name, f"failed: {str(error)[:60]}", "", walls, "", ""]) + " |")
+            continue
+        runs_as = next((_runs_as(r) for r in of if "wall_seconds" in r), "–")
+        ratio = verdict.get("vs_hf", {}).get(name)
+        lines.append("| " + " | ".join([*lead_cells, name, runs_as, f"{median:.1f}", walls,
+                                        f"{verdict['rows'] / median:.0f}",
+                                        f"**{ratio:.2f}x**" if ratio else "–"]) + " |")
+    return lines
+
+
+def _evaluate_process_table(records: list[dict]) -> list[str]:
+    """``bench/evaluate_speed.py``: the newest alternating-rounds run of each task, and its target."""
+    blocks = {}
+    for runs, verdict in _blocks(records, "evaluate-ratio"):
+        blocks[verdict["task"]] = (runs, verdict)
+    if not blocks:
+        return []
+    lines = ["### `glue-tf evaluate` on the dev split against Hugging Face, whole processes "
+             "(`bench/evaluate_speed.py`)", ""]
+    table = _rounds_header(["task", "rows"])
+    for runs, verdict in blocks.values():
+        table += _rounds_rows([r for r in runs if r.get("kind") == "evaluate"], verdict, ["task", "rows"])
+    verdicts = [verdict for _, verdict in blocks.values()]
+    target = verdicts[0].get("target")
+    met = ", ".join(f"{v['task']} {'met' if v['met'] else 'not met'}" for v in verdicts)
+    rounds = verdicts[0].get("rounds")
+    return lines + table + ["", f"Median of {rounds} alternating rounds per task. Target ≥ {target}x: {met}.", ""]
+
+
+def _blocks(records: list[dict], verdict_kind: str) -> list[tuple[list[dict], dict]]:
+    """``(runs, verdict)`` per verdict record of ``verdict_kind``, the runs the records since the one before."""
+    blocks, runs = [], []
+    for record in records:
+        if record.get("kind") == verdict_kind:
+            blocks.append((runs, record))
+            runs = []
+        else:
+            runs.append(record)
+    return blocks
 
 
 def _evaluate_table(infer: list[dict]) -> list[str]:
@@ -345,12 +476,14 @@ def _agreement_table(records: list[dict]) -> list[str]:
             f"All passed: {'yes' if verdict.get('passed') else 'no'}.", ""]
 
 
-def render_paths(infer: list[dict], predict: list[dict], serving: list[dict], agreement: list[dict]) -> str:
+def render_paths(infer: list[dict], predict: list[dict], serving: list[dict], agreement: list[dict],
+                 evaluate: list[dict]) -> str:
     """The section of issue 12's targets: the chosen signature against serving_default and Hugging Face."""
     predict, serving, agreement = _latest_block(predict), _latest_block(serving), _latest_block(agreement)
-    sample = next((r for r in (*predict, *infer, *serving, *agreement) if r.get("machine")), {})
+    sample = next((r for r in (*predict, *evaluate, *infer, *serving, *agreement) if r.get("machine")), {})
     lines = [PATHS_BEGIN, "", _machine_line(sample.get("machine", {})), ""]
     lines += _predict_table(predict)
+    lines += _evaluate_process_table(evaluate)
     lines += _evaluate_table(_latest_run(infer))
     lines += _serving_table(serving)
     lines += _agreement_table(agreement)
@@ -401,6 +534,7 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", type=Path, help="JSON lines of bench/step_profile.py")
     parser.add_argument("--report", type=Path, help="report.json of a full train-all run")
     parser.add_argument("--predict", type=Path, help="JSON lines of bench/predict_speed.py")
+    parser.add_argument("--evaluate", type=Path, help="JSON lines of bench/evaluate_speed.py")
     parser.add_argument("--serving", type=Path, help="JSON lines of bench/serving_load.py")
     parser.add_argument("--agreement", type=Path, help="JSON lines of bench/agreement.py")
     parser.add_argument("--training-profile", type=Path,
@@ -414,7 +548,8 @@ def main(argv=None) -> int:
     if args.train:  # the speed section is rendered whole, from a run that has its fine-tuning table
         text = _replace(text, BEGIN, END, render(_records(args.train), _records(args.infer), report,
                                                  _records(args.profile)))
-    paths = [_records(args.infer), _records(args.predict), _records(args.serving), _records(args.agreement)]
+    paths = [_records(args.infer), _records(args.predict), _records(args.serving), _records(args.agreement),
+             _records(args.evaluate)]
     if any(paths[1:]) or any(r["contender"] in PATH_CONTENDERS[:-1] for r in paths[0]):
         text = _replace(text, PATHS_BEGIN, PATHS_END, render_paths(*paths))
     if args.training_profile or args.end_to_end:

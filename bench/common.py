@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from glue_tf.config import default_backbone_path
 
@@ -79,6 +81,37 @@ def machine() -> dict:
     isa = [f for f in ISA_FLAGS if f in flags]
     return {"cpus": os.cpu_count(), "machine": platform.machine(), "cpu_model": cpu.model_name(), "isa": isa,
             "versions": versions, "date": time.strftime("%Y-%m-%d")}
+
+
+def alternating_rounds(runs: dict[str, Callable[[], dict]], rounds: int, on_record=None) -> dict[str, list[dict]]:
+    """Runs every contender once a round, one after another, the order reversed every other round, and
+    returns each contender's records (with their ``round``) in round order.
+
+    Whole-process times on these shared 2-core machines move by about 10% between rounds, and a contender
+    that always ran second would carry the machine's drift: ratios quote the medians (:func:`median_wall`).
+    ``on_record(name, record)`` after each run (to print it).
+    """
+    names, found = list(runs), {name: [] for name in runs}
+    for number in range(1, rounds + 1):
+        for name in names if number % 2 else names[::-1]:
+            record = {**runs[name](), "round": number}
+            found[name].append(record)
+            if on_record:
+                on_record(name, record)
+    return found
+
+
+def median_wall(records: list[dict]) -> float | None:
+    """The median ``wall_seconds`` of a contender's rounds (None if none finished)."""
+    walls = [record["wall_seconds"] for record in records if "wall_seconds" in record]
+    return round(statistics.median(walls), 2) if walls else None
+
+
+def median_ratios(found: dict[str, list[dict]], baseline: str) -> dict[str, float]:
+    """The baseline's median wall over each other contender's: how many times faster it is (above 1)."""
+    base = median_wall(found.get(baseline, []))
+    walls = {name: median_wall(records) for name, records in found.items() if name != baseline}
+    return {name: round(base / wall, 2) for name, wall in walls.items() if base and wall}
 
 
 def append_json_lines(path, records: list[dict], here: dict | None = None) -> None:

@@ -318,7 +318,7 @@ def infer_glue_tf_signature(glue_dir, task_name, backbone, max_length, model_dir
 
     from glue_tf import backbones
     from glue_tf.exports import signatures
-    from glue_tf.exports.predictor import ExportPredictor, rows_per_call
+    from glue_tf.exports.predictor import ExportPredictor, rows_per_call, run_length_sorted, sorted_outputs, text_call
     from glue_tf.precision import Machine
 
     task, examples = _examples(glue_dir, task_name, task_dev_split(task_name))
@@ -326,27 +326,29 @@ def infer_glue_tf_signature(glue_dir, task_name, backbone, max_length, model_dir
         path = _export_for(glue_dir, task, backbone, max_length, model_dir, out)
         started = time.perf_counter()
         predictor = ExportPredictor(path, Machine.detect(), INFERENCE_BATCH, "auto")
+        name, reason = predictor.signature_name, predictor.reason
         if signature == signatures.DEFAULT:
-            predictor.signature_name, predictor.reason = signatures.DEFAULT, "forced by the benchmark"
-            predictor.signature = predictor.signatures[signatures.DEFAULT]
-            predictor.call_rows = rows_per_call(signatures.DEFAULT, INFERENCE_BATCH)
-        if sort_by == "characters":
-            predictor.counter = None
+            name, reason = signatures.DEFAULT, "forced by the benchmark"
+        rows = rows_per_call(name, INFERENCE_BATCH)
+        columns = {field: [e[field] for e in examples] for field in task.text_features}
         loaded = time.perf_counter()
-        for columns in signatures.warmup_requests(path):
-            predictor.signature(**{field: tf.constant(texts) for field, texts in columns.items()})
+        for request in signatures.warmup_requests(path):
+            predictor.signatures[name](**{field: tf.constant(texts) for field, texts in request.items()})
         warmed = time.perf_counter()
-        predictor.outputs(task, examples)
+        if sort_by == "characters":
+            run_length_sorted(text_call(predictor.signatures[name]), columns, rows)
+        else:
+            sorted_outputs(predictor.signatures, name, columns, rows)
         seconds = time.perf_counter() - warmed
         max_seq_length = int(predictor.metadata.get("max_seq_length") or max_length)
     _, preprocessor = backbones.load(backbone, max_seq_length)
     packed = preprocessor(x=tuple(tf.constant([e[f] for e in examples]) for f in task.text_features))
     lengths = packed["padding_mask"].numpy().sum(axis=1)
-    by = lengths if predictor.counter is not None else [sum(len(e[f]) for f in task.text_features) for e in examples]
+    by = lengths if sort_by == "tokens" else [sum(len(e[f]) for f in task.text_features) for e in examples]
     order = np.argsort(by, kind="stable")  # as run_length_sorted orders them: tokens, or characters for old exports
-    computed = _computed_tokens(lengths[order], predictor.call_rows, predictor.signature_name, max_seq_length)
-    return _figures(len(examples), int(lengths.sum()), computed, seconds, signature=predictor.signature_name,
-                    reason=predictor.reason, load_seconds=round(loaded - started, 2),
+    computed = _computed_tokens(lengths[order], rows, name, max_seq_length)
+    return _figures(len(examples), int(lengths.sum()), computed, seconds, signature=name,
+                    reason=reason, load_seconds=round(loaded - started, 2),
                     warmup_seconds=round(warmed - loaded, 2), export=str(path))
 
 

@@ -25,9 +25,9 @@ from bench.common import BACKBONE, TRAIN_BATCH, profiled_model
 
 
 
-def profiled_step(backbone: str, precision: str, length: int, steps: int, trace_dir: str) -> float:
-    """Runs the step ``steps`` times under the profiler; returns its wall time per step without it."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def compiled_step(backbone: str, precision: str, length: int):
+    """One training step of ``glue-tf train``'s recipe on a fixed random batch (forward, backward, clipped fused
+    AdamW) as a ``tf.function`` returning the loss: what this profile and ``bench/onednn_settings.py`` time."""
     import tensorflow as tf
 
     task_model, model, x, y = profiled_model(backbone, precision, length)
@@ -42,6 +42,15 @@ def profiled_step(backbone: str, precision: str, length: int, steps: int, trace_
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
+    return step
+
+
+def profiled_step(backbone: str, precision: str, length: int, steps: int, trace_dir: str) -> float:
+    """Runs the step ``steps`` times under the profiler; returns its wall time per step without it."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    step = compiled_step(backbone, precision, length)
     for _ in range(3):
         step().numpy()
     started = time.perf_counter()

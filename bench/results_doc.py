@@ -5,6 +5,7 @@ trainer, same MiniLM checkpoint and data, on this machine); every number of ours
 comes from the run's report.json and run.log.
 
     python -m bench.results_doc --run runs/minilm-full --command "make train-all ..." > docs/RESULTS.md
+    python -m bench.results_doc --seeds-run runs/seeds42   # the fresh-seed table (mean ± std, intervals)
 """
 
 from __future__ import annotations
@@ -83,12 +84,58 @@ def render(run: Path, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def hugging_face_score(name: str) -> float | None:
+    """Hugging Face's best-recipe dev figure (docs/REFERENCE.md) as a task score (mean of its components)."""
+    from glue_tf.metrics import task_score
+
+    return task_score(TASKS[name], HUGGING_FACE[name][0]) if name in HUGGING_FACE else None
+
+
+def render_seeds(run: Path) -> str:
+    """A run's per-task mean ± std over its seeds, the bootstrap interval, each seed's score and Hugging Face's
+    best recipe, then the mean over tasks under both ``--below-majority`` policies (``glue_tf.report.build``
+    on the run's own ``result.json`` files: nothing is retrained)."""
+    from glue_tf import report
+    from glue_tf.run_dir import RunDir
+
+    results = {name: json.loads(RunDir(run).result(name).read_text()) for name in TASKS
+               if RunDir(run).result(name).is_file()}
+    built = {policy: report.build(results, {}, below_majority=policy) for policy in ("model", "majority")}
+    lines = ["| task | mean ± std over seeds | 95% CI over dev examples | each seed | majority class | "
+             "Hugging Face, best recipe | mean − HF |", "|---|---|---|---|---|---|---|"]
+    for name, row in built["model"]["tasks"].items():
+        seeds = results[name].get("seeds") or []
+        each = ", ".join(f"{s['seed']}: {s['best_score']:.1f}" for s in seeds)
+        ci = row.get("dev_score_ci95")
+        hf = hugging_face_score(name)
+        mean, std = row["dev_score_mean"], row.get("dev_score_std") or 0.0
+        gap = f"{mean - hf:+.1f}" + (" (beyond max(1, std))" if mean - hf < -max(1.0, std) else "") if hf else "–"
+        lines.append(f"| {TASKS[name].display_name} | {mean:.1f} ± {std:.1f} | "
+                     f"{f'[{ci[0]:.1f}, {ci[1]:.1f}]' if ci else '–'} | {each} | {row['majority_score']:.1f} | "
+                     f"{f'{hf:.1f}' if hf else '–'} | {gap} |")
+    lines.append("")
+    for policy, label in (("model", "the model's own answers"), ("majority", "`--below-majority majority`")):
+        summary, spread = built[policy], built[policy]["glue_score_std"]
+        majority = [TASKS[n].display_name for n, r in summary["tasks"].items() if r["counted"] == "majority"]
+        lines.append(f"- Mean over the {len(summary['present'])} tasks, {label}: "
+                     f"**{summary['mean_over_present']:.1f}**" + (f" ± {spread:.1f} (std of the per-seed means)"
+                                                                   if spread is not None else "")
+                     + (f"; the majority class stands in for {', '.join(majority)}" if majority else ""))
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", required=True, type=Path)
-    parser.add_argument("--command", required=True)
+    parser.add_argument("--run", type=Path)
+    parser.add_argument("--command")
+    parser.add_argument("--seeds-run", type=Path, help="print the fresh-seed table of this run folder instead")
     args = parser.parse_args()
-    sys.stdout.write(render(args.run, args.command))
+    if args.seeds_run:
+        sys.stdout.write(render_seeds(args.seeds_run))
+    elif args.run and args.command:
+        sys.stdout.write(render(args.run, args.command))
+    else:
+        parser.error("give --run and --command, or --seeds-run")
     return 0
 
 

@@ -69,6 +69,7 @@ class _Encoder:
     float32: Callable
     bfloat16: Callable
     compiled: Callable  # float32 under XLA, one program per grid shape
+    model: object  # the float32 network the pieces run: also the export's Keras artifact
     widths: tuple[int, ...]  # the compiled grid's widths (few: each is a compile)
     padded_widths: tuple[int, ...]  # what uncompiled calls pad to (finer: padding costs every call)
 
@@ -103,7 +104,7 @@ def _encoder(model, preprocessor, task: Task) -> tuple[_Encoder, list]:
 
     compiled = tf.function(lambda inputs: float32_logits(inputs), jit_compile=True)
     length = int(preprocessor.sequence_length)
-    encoder = _Encoder(pack, float32_logits, bfloat16_logits, compiled, signatures.grid_widths(length),
+    encoder = _Encoder(pack, float32_logits, bfloat16_logits, compiled, float32, signatures.grid_widths(length),
                        signatures.padded_widths(length))
     return encoder, list(float32.weights)
 
@@ -166,22 +167,26 @@ class GlueServing(tf.Module):
         return self._grid_outputs(features, _token_counts(features))
 
     def _float32(self, *texts):
-        return self._padded(texts, self._encoder.float32)
+        return self._padded(texts, self.from_tokens_float32)
 
     def _bfloat16(self, *texts):
-        return self._padded(texts, self._encoder.bfloat16)
+        return self._padded(texts, self.from_tokens_bfloat16)
 
-    def _padded(self, texts, logits):
+    def _padded(self, texts, from_tokens):
         """Outputs with each call padded to the step width (:func:`glue_tf.exports.signatures.padded_widths`)
         holding its longest text, not to the maximum length: a long-lived server's per-shape caches (oneDNN's
-        primitives, the allocator's pools) then see a few widths, not one per length its traffic brings."""
+        primitives, the allocator's pools) then see a few widths, not one per length its traffic brings.
+
+        The text-in signatures call the ``from_tokens_*`` functions rather than the encoder, so each encoder is
+        traced (and saved) once, not twice: export time and the loaded model's function library halve."""
         features, lengths = self._encoder.pack(*texts)
         grid = tf.constant(self._encoder.padded_widths, tf.int32)
         width = tf.reduce_min(tf.boolean_mask(grid, grid >= tf.reduce_max(lengths)))
-        return _outputs(self._task, logits({name: column[:, :width] for name, column in features.items()}))
+        return from_tokens({name: column[:, :width] for name, column in features.items()})
 
     def _on_grid(self, *texts):
-        return self._grid_outputs(*self._encoder.pack(*texts))
+        features, _ = self._encoder.pack(*texts)
+        return self.from_tokens_compiled(features)
 
     def _grid_outputs(self, features, lengths):
         """Outputs of the compiled encoder, rows sorted by length so similar lengths share a grid sub-batch."""
@@ -190,6 +195,11 @@ class GlueServing(tf.Module):
         logits = _grid_logits(self._encoder.compiled, in_order, tf.gather(lengths, order), self._encoder.widths,
                               self._task.num_outputs)
         return _outputs(self._task, tf.gather(logits, tf.math.invert_permutation(order)))
+
+    @property
+    def float32_model(self):
+        """The float32 Keras model every signature runs (not tracked: the SavedModel holds functions, not it)."""
+        return self._encoder.model
 
     def signatures(self) -> dict:
         return {signatures.DEFAULT: self.serve, signatures.COMPILED: self.serve_compiled,
@@ -232,11 +242,10 @@ def weights_digest(model) -> str:
     return digest.hexdigest()
 
 
-def _describe(folder: Path, model, preprocessor, task: Task, metadata: dict) -> None:
+def _describe(folder: Path, float32, preprocessor, task: Task, metadata: dict) -> None:
     """What makes a version describe itself, written before it is renamed into place: ``metadata.json``
     with the library versions and the TF Serving release its ops need, the Keras artifact in ``keras/``
-    (float32 weights, whatever the training policy), and ``MODEL_CARD.md``."""
-    float32 = model_lib.rebuild(model, task, "float32")
+    (``float32``: the float32 model the signatures run, whatever the training policy), and ``MODEL_CARD.md``."""
     metadata = {**metadata, "versions": provenance.library_versions(),
                 "requires": tf_serving_requirements.requirements(folder),
                 "keras_artifact": {"folder": keras_preset.FOLDER,
@@ -301,7 +310,7 @@ def export(model, preprocessor, task: Task, out_dir, metadata: dict, digest: str
             seconds = {"save": round(saved - started, 1), "measure": round(time.perf_counter() - saved, 1)}
             metadata = {**metadata, **measured, "task": task.name, "version": version, "score_unit": store.SCORE_UNIT,
                         store.WEIGHTS_DIGEST: digest or weights_digest(model), "export_seconds": seconds}
-            _describe(tmp, model, preprocessor, task, metadata)
+            _describe(tmp, module.float32_model, preprocessor, task, metadata)
             os.replace(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # a failed export leaves nothing half-written

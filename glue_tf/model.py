@@ -94,11 +94,13 @@ def rebuild(model, task: Task, policy: str):
     its config with ``policy`` in place of the recorded one, the head by
     :func:`build` under ``policy`` as the global policy (its final float32 layer
     stays float32), and the weights copied: mixed policies keep variables in
-    float32, so nothing is rounded.
+    float32, so nothing is rounded. A model that computes under ``policy`` already is returned as it is.
     """
     import keras
 
     backbone = backbone_of(model)
+    if model.dtype_policy.name == policy and backbone.dtype_policy.name == policy:
+        return model  # computes under ``policy`` already: a copy would cost seconds and change nothing
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:

@@ -52,11 +52,14 @@ def _results(task: Task, metadata: dict) -> list[str]:
         spread = f"{_points(mean.get(key))} ± {_points(std.get(key))} | " if seeds > 1 else ""
         rows.append(f"| {key} | {_points(dev.get(key))} | {spread}{_points(task.human_baseline.get(key))} |")
     majority = metadata.get("majority_score")
-    rows += ["", f"Majority-class baseline (the training split's most frequent label on every dev example): "
-             f"{_points(majority)}." if majority is not None else ""]
+    if majority is not None:
+        rows += ["", f"Majority-class baseline (the training split's most frequent label on every dev example): "
+                     f"{_points(majority)}."]
     interval = metadata.get("dev_score_ci95")
     if interval:
-        rows.append(f"95% bootstrap interval of the task score over dev examples: [{interval[0]:.1f}, {interval[1]:.1f}].")
+        method = metadata.get("dev_score_ci95_method")
+        rows += ["", f"95% bootstrap interval of the task score over dev examples{f' ({method})' if method else ''}"
+                     f"{' (of the mean over seeds)' if seeds > 1 else ''}: [{interval[0]:.1f}, {interval[1]:.1f}]."]
     return rows
 
 

@@ -81,6 +81,29 @@ def _clip_by_global_norm(grads, clip_norm: float):
     return [tf.convert_to_tensor(g) * tf.cast(scale, g.dtype) for g in grads]
 
 
+ROW_STEP = 1024  # an embedding gradient's rows are padded to a multiple of this before the compiled update
+
+
+def _rows_in_steps(grad):
+    """An embedding's gradient (IndexedSlices) with zero rows appended up to a multiple of :data:`ROW_STEP`.
+
+    It holds a row per token of the batch, a count that length bucketing changes every step, and XLA
+    compiles a program per input shape: unpadded, a fine-tuning run compiled the whole update again at
+    nearly every step, and each program maps executable memory that is never given back, until the process
+    reached the kernel's map limit (``vm.max_map_count``) and died within the hour. In steps, a run
+    compiles a few programs (batch x max length / :data:`ROW_STEP`). Zero rows at index 0 change neither
+    the summed gradient, nor the squares Adam sums, nor the global norm. Dense gradients pass as they are.
+    """
+    import tensorflow as tf
+
+    if not isinstance(grad, tf.IndexedSlices):
+        return grad
+    rows = tf.shape(grad.values, out_type=tf.int32)[0]
+    padding = (ROW_STEP - rows % ROW_STEP) % ROW_STEP
+    values = tf.pad(grad.values, tf.stack([tf.stack([0, padding]), tf.zeros([2], tf.int32)]))
+    return tf.IndexedSlices(values, tf.pad(grad.indices, [[0, padding]]), grad.dense_shape)
+
+
 def _dense_and_square(grad):
     """A gradient as a dense tensor, and what Adam's second moment takes of it.
 
@@ -164,8 +187,8 @@ class FusedAdamW(keras.optimizers.AdamW):
         moments = [_tf_variable(self._momentums[self._get_variable_index(v)]) for v in variables]
         velocities = [_tf_variable(self._velocities[self._get_variable_index(v)]) for v in variables]
         decays = tuple(self._decay_rate(v) for v in variables)
-        self._xla_update(variables, moments, velocities, grads, tf.convert_to_tensor(self.learning_rate),
-                         tf.convert_to_tensor(self.iterations), decays)
+        self._xla_update(variables, moments, velocities, [_rows_in_steps(g) for g in grads],
+                         tf.convert_to_tensor(self.learning_rate), tf.convert_to_tensor(self.iterations), decays)
 
     def _update_all(self, variables, moments, velocities, grads, learning_rate, iterations, decays):
         """The whole update, compiled by XLA: global-norm clipping, then each variable's fused pass."""

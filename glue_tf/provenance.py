@@ -64,6 +64,25 @@ def backbone_origin(spec: str, folder: Path | None) -> dict:
     if folder is None:
         return {**origin, "checkpoint": spec, "license": None}
     folder = Path(folder)
+    export = _export_metadata(folder)
+    if export is not None:  # an export's keras/ preset: the checkpoint and licence are its backbone's
+        parent = export.get("backbone") or {}
+        return {**origin, "checkpoint": parent.get("checkpoint") or folder.parent.name, "license": parent.get("license"),
+                "fine_tuned_from": {"task": export.get("task"), "version": export.get("version"),
+                                    "export": str(folder.parent)}}
     name = (_json_field(folder / "config.json", "_name_or_path", "name")
             or _json_field(folder / "metadata.json", "name") or folder.name)
     return {**origin, "checkpoint": name, "license": _front_matter_field(folder / "README.md", "license")}
+
+
+def _export_metadata(folder: Path) -> dict | None:
+    """The ``metadata.json`` of the glue-tf export whose Keras preset ``folder`` is (``<version>/keras``), else None."""
+    from glue_tf.keras_preset import FOLDER
+
+    if folder.name != FOLDER:
+        return None
+    try:
+        found = json.loads((folder.parent / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and "task" in found else None

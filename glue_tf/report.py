@@ -44,16 +44,15 @@ def _glue_score_std(results: dict[str, dict], counts: dict[str, str]) -> float |
 
 
 def build(results: dict[str, dict], skipped: dict[str, str], wall_seconds: float | None = None,
-          intervals: dict[str, dict] | None = None, below_majority: str = "model") -> dict:
-    """The report as a JSON-able dict. ``results``: task -> result; ``skipped``: task -> reason;
-    ``intervals``: task -> its bootstrap interval (``glue_tf.intervals.task_interval``)."""
+          below_majority: str = "model") -> dict:
+    """The report as a JSON-able dict. ``results``: task -> result (with the bootstrap interval training
+    stored, ``dev_score_ci95``); ``skipped``: task -> reason."""
     # With several seeds, a task's figure is its mean over seeds, not its best seed.
     own = {name: r.get("dev_mean") or r["dev"] for name, r in results.items() if r.get("dev")}
     counts = counted(results, below_majority)
     scored = {name: results[name]["majority_baseline"] if counts[name] == "majority" else dev
               for name, dev in own.items()}
     summary = metrics.summarize(scored)
-    intervals = intervals or {}
     tasks = {}
     for name, result in results.items():
         task = TASKS[name]
@@ -64,8 +63,8 @@ def build(results: dict[str, dict], skipped: dict[str, str], wall_seconds: float
             "model_score": metrics.task_score(task, own[name]) if name in own else None,
             "counted": counts.get(name),
             "dev_score_mean": result.get("dev_score_mean", result.get("dev_score")),
-            "dev_score_ci95": (intervals.get(name) or {}).get("ci95"),
-            "dev_score_ci95_method": (intervals.get(name) or {}).get("method"),
+            "dev_score_ci95": result.get("dev_score_ci95"),
+            "dev_score_ci95_method": result.get("dev_score_ci95_method"),
             "seed_numbers": [s["seed"] for s in result.get("seeds") or []],
             "human_baseline": dict(task.human_baseline),
             "human_score": metrics.human_score(task),
@@ -201,23 +200,11 @@ def write_chart(report: dict, path: Path) -> Path | None:
     return path
 
 
-def task_intervals(out_dir, results: dict) -> dict[str, dict]:
-    """Each task's bootstrap interval from the seeds' dev predictions kept in ``out_dir`` (where they are)."""
-    from glue_tf import dev_predictions, intervals
-
-    found = {}
-    for name, result in results.items():
-        seeds = dev_predictions.load_run(out_dir, name, result)
-        if seeds:
-            found[name] = intervals.task_interval(TASKS[name], seeds)
-    return found
-
-
 def write(out_dir, results: dict, skipped: dict, wall_seconds: float | None = None,
           below_majority: str = "model") -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = build(results, skipped, wall_seconds, task_intervals(out_dir, results), below_majority)
+    report = build(results, skipped, wall_seconds, below_majority)
     chart = write_chart(report, out_dir / "report.png")
     report["chart"] = str(chart) if chart else None
     (out_dir / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")

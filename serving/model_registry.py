@@ -78,10 +78,11 @@ class LoadedModel:
         inputs = {name: tf.constant(columns[name], dtype=tf.string) for name in self.task.text_features}
         return {name: value.numpy() for name, value in function(**inputs).items()}
 
-    def token_lengths(self, columns: dict[str, list[str]]) -> np.ndarray | None:
-        """Each row's token count by the export's own tokenizer (None for an export without its counter)."""
+    def predict_sorted(self, columns: dict[str, list[str]], rows: int, on_progress=None) -> dict[str, np.ndarray]:
+        """The chosen signature over many rows (scoring, jobs): tokenized once, in length order, ``rows`` per
+        call (:func:`glue_tf.exports.predictor.sorted_outputs`); ``on_progress(done)`` after each call."""
         fields = {name: columns[name] for name in self.task.text_features}
-        return export_predictor.token_lengths(saved_model.token_counter(self.signatures), fields)
+        return export_predictor.sorted_outputs(self.signatures, self.chosen, fields, rows, on_progress)
 
 
 RETRY_BACKOFF_S = (1.0, 60.0)  # the first wait before a refused version is tried again, and the longest

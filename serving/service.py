@@ -81,9 +81,7 @@ class Service:
     def predict_chunked(self, model: LoadedModel, columns: dict, on_progress=None) -> dict:
         """Large inputs (scoring, jobs): length-sorted calls of the chosen signature, reporting progress."""
         rows = export_predictor.rows_per_call(model.chosen, self.settings.max_batch_size)
-        call = lambda chunk: _input_errors_as_400(lambda: self._call(model, None, chunk))  # noqa: E731
-        lengths = _input_errors_as_400(lambda: model.token_lengths(columns))
-        return export_predictor.run_length_sorted(call, columns, rows, on_progress, lengths)
+        return _input_errors_as_400(lambda: model.predict_sorted(columns, rows, on_progress))
 
     def _call(self, model: LoadedModel, signature: str | None, columns: dict) -> dict:
         outputs = model.predict(columns, signature)

@@ -34,6 +34,20 @@ def test_backbone_origin_reads_the_checkpoints_own_name_and_licence(tmp_path):
     assert provenance.backbone_origin("bert_tiny_en_uncased", None)["source"] == "KerasHub preset"
 
 
+def test_continuing_from_an_exports_keras_preset_names_the_checkpoint_it_came_from(tmp_path):
+    """Not "keras" (the preset folder's name): the export's own backbone, and which export was continued."""
+    version = tmp_path / "models" / "cola" / "2"
+    (version / "keras").mkdir(parents=True)
+    (version / "keras" / "metadata.json").write_text(json.dumps({"keras_version": "3.15.1"}))
+    (version / "metadata.json").write_text(json.dumps({"task": "cola", "version": 2, "backbone": {
+        "checkpoint": "nreimers/MiniLM-L6-H384-uncased", "license": "apache-2.0"}}))
+    origin = provenance.backbone_origin(str(version / "keras"), version / "keras")
+    assert origin["checkpoint"] == "nreimers/MiniLM-L6-H384-uncased" and origin["license"] == "apache-2.0"
+    assert origin["fine_tuned_from"] == {"task": "cola", "version": 2, "export": str(version)}
+    (version / "metadata.json").unlink()  # a folder merely named keras/ is read as any folder
+    assert provenance.backbone_origin("keras", version / "keras")["checkpoint"] == "keras"
+
+
 @pytest.mark.slow
 def test_a_one_field_export_needs_exactly_the_documented_tensorflow_text_ops(tiny_exports):
     """Read in a process without tensorflow-text, whose op registry is core TensorFlow's alone. (A two-field
@@ -62,7 +76,7 @@ def _metadata(seeds: int) -> dict:
         "data": {"source": "GLUE TSV", "train_examples": 8551, "dev_examples": {"validation": 1043}},
         "training_config": {"learning_rate": 5e-5, "epochs": 3}, "dev_metrics": {"matthews_corrcoef": 31.25},
         "dev_mean": {"matthews_corrcoef": 29.5}, "dev_std": {"matthews_corrcoef": 1.75},
-        "seeds": [{"seed": s} for s in range(seeds)], "dev_score_ci95": [25.0, 37.5],
+        "seeds": [{"seed": s} for s in range(seeds)], "dev_score_ci95": [25.0, 37.5], "dev_score_ci95_method": "BCa",
         "signatures": {"serving_default": {"precision": "float32", "compiled": False, "examples_per_second": 812.5,
                                            "dev_score": 31.25}},
         "requires": {"custom_ops": ["TFText>RoundRobinTrim"], "tf_serving_min": "2.20"},
@@ -80,7 +94,8 @@ def test_model_card_follows_hugging_faces_template_and_quotes_the_metadata():
                      "## Evaluation", "### Results", "## How to Get Started with the Model"):
         assert expected in headings, expected
     assert "| matthews_corrcoef | 31.2 | 29.5 ± 1.8 | 66.4 |" in body  # exported seed, mean ± std, human
-    assert "Majority-class baseline" in body and "[25.0, 37.5]" in body and "2.20 or newer" in body
+    assert "Majority-class baseline" in body and "2.20 or newer" in body
+    assert "dev examples (BCa) (of the mean over seeds): [25.0, 37.5]." in body
     assert "8551 training examples" in body and "- tensorflow: 2.21.0" in body
 
 

@@ -36,6 +36,8 @@ def test_train_all_reports_mean_std_interval_and_keeps_each_seeds_dev_prediction
     assert rte["dev_score_mean"] == pytest.approx(np.mean(scores))
     assert rte["dev_score_std"] == pytest.approx(np.std(scores, ddof=1))
     lo, hi = rte["dev_score_ci95"]
+    assert [lo, hi] == result["dev_score_ci95"] and rte["dev_score_ci95_method"] == result["dev_score_ci95_method"]
+    assert rte["dev_score_ci95_method"] in ("BCa", "percentile")  # computed once, by training, and quoted
     assert 0.0 <= lo <= rte["dev_score_mean"] <= hi <= 100.0
     per_seed_glue = [np.mean([report_seed["best_score"] for report_seed in pair])
                      for pair in zip(result["seeds"], json.loads(RunDir(seeded_run).result("wnli").read_text())["seeds"])]

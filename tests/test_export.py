@@ -121,7 +121,7 @@ def test_the_export_counts_tokens_as_its_signatures_pad_and_callers_sort_by_them
     pairs = {"sentence1": ["a", "the cat sat on the mat", "word " * 100, "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"],
              "sentence2": ["b", "a dog", "", "it is"]}
     predictor = ExportPredictor(path, Machine.detect())
-    counted = predictor.counter(*(tf.constant(pairs[f]) for f in task.text_features)).numpy()
+    counted = saved_model.token_counter(predictor.signatures)(*(tf.constant(pairs[f]) for f in task.text_features)).numpy()
     packed = preprocessor(x=tuple(tf.constant(pairs[f]) for f in task.text_features))
     assert counted.tolist() == tf.reduce_sum(tf.cast(packed["padding_mask"], tf.int32), axis=1).numpy().tolist()
     assert counted[2] == 64  # truncated to max length, as the signatures truncate
@@ -357,7 +357,8 @@ def test_a_failed_measurement_leaves_no_version_behind(tiny_preset, tmp_path):
     assert store.latest(tmp_path, "cola") is None and list(root.iterdir()) == []
 
 
-def test_the_predictor_tokenizes_once_and_answers_as_each_signature_does(tiny_exports):
+def test_the_predictor_tokenizes_once_and_answers_as_each_signature_does(tiny_exports, monkeypatch):
+    from glue_tf.exports import predictor as predictor_module
     from glue_tf.exports import signatures
     from glue_tf.exports.predictor import ExportPredictor, run_tokenized
 
@@ -378,10 +379,15 @@ def test_the_predictor_tokenizes_once_and_answers_as_each_signature_does(tiny_ex
         if bfloat16:
             assert np.all(np.isfinite(tokenized["probabilities"]))
 
-    tokenize, run = predictor.tokenized
-    calls = []
-    predictor.tokenized = (lambda *texts: calls.append(len(texts[0])) or tokenize(*texts), run)
-    predictor.counter = predictor.signature = None  # neither the counter nor the text-in signature runs
+    calls, from_tokens = [], saved_model.from_tokens
+
+    def counting(loaded, name):
+        tokenize, run = from_tokens(loaded, name)
+        return (lambda *texts: calls.append(len(texts[0])) or tokenize(*texts), run)
+
+    monkeypatch.setattr(saved_model, "from_tokens", counting)
+    for text_path in ("token_lengths", "text_call"):  # neither the counter nor the text-in signature runs
+        monkeypatch.setattr(predictor_module, text_path, lambda *args: pytest.fail(f"{text_path} was called"))
     examples = [{**{f: rows[f][i] for f in task.text_features}, "label": 0} for i in range(70)]
     outputs = predictor.raw_outputs(task, examples)
     assert calls == [70] and np.allclose(outputs["probabilities"], _call(predictor.signatures["serving_default"],

@@ -85,3 +85,37 @@ def test_fused_update_matches_keras_adamw_in_float32_and_under_loss_scaling(poli
         assert int(optimizer.inner_optimizer.iterations.numpy()) > 10  # most steps were applied
     gaps = adamw_case.gaps(start, ours, theirs)
     assert gaps["moved"] > 1e-2 and gaps["apart"] <= 1e-5 * gaps["moved"], gaps
+
+
+
+def _embedding_gradient(rows: int):
+    """An embedding's gradient as TensorFlow gives it: a row per token (``rows`` of them) of a 50 x 4 table."""
+    import tensorflow as tf
+
+    seeded = np.random.default_rng(rows)
+    return tf.IndexedSlices(tf.constant(seeded.normal(size=(rows, 4)), tf.float32),
+                            tf.constant(seeded.integers(0, 50, rows), tf.int32), tf.constant([50, 4]))
+
+
+def _updated_embedding(row_counts, apply: str):
+    """``(optimizer, weights)`` after one clipped AdamW step per gradient of ``row_counts`` rows."""
+    import tensorflow as tf
+
+    embedding = tf.Variable(np.random.default_rng(0).normal(size=(50, 4)).astype("float32"))
+    optimizer = optimization.FusedAdamW(learning_rate=1e-2, weight_decay=0.01, global_clipnorm=1.0, apply=apply)
+    for rows in row_counts:
+        optimizer.apply_gradients([(_embedding_gradient(rows), embedding)])
+    return optimizer, embedding.numpy()
+
+
+def test_the_compiled_update_compiles_per_row_step_not_per_batch_of_tokens():
+    """An embedding's gradient has a row per token of the batch, a count length bucketing changes every step.
+    Unpadded, each count compiled the whole update again (and mapped executable memory that a long run ran
+    out of); padded to multiples of ``ROW_STEP``, counts within one step share one program, and the weights
+    are Keras' own update's."""
+    step = optimization.ROW_STEP
+    counts = [3, 17, step - 1, step]
+    compiled, weights = _updated_embedding(counts, "xla")
+    assert compiled._xla_update.experimental_get_tracing_count() == 1
+    assert _updated_embedding([*counts, step + 1], "xla")[0]._xla_update.experimental_get_tracing_count() == 2
+    assert np.allclose(weights, _updated_embedding(counts, "keras")[1], rtol=0, atol=1e-6)

@@ -331,3 +331,29 @@ def test_versions_load_in_the_background_and_serve_only_once_warm(tiny_exports, 
     assert client.post("/predict/cola", json={"instances": ["The cat sat."]}).status_code == 200
     row = client.get("/v1/tasks").get_json()["tasks"]["cola"]
     assert row["signature"] == "serving_default" and row["signature_reason"].startswith("serving_default: ")
+
+
+def test_scoring_tokenizes_each_row_once(tiny_exports, tmp_path, monkeypatch):
+    """In-process ``/score``: the chosen signature's packed rows come from one ``tokenize`` call per batch of
+    texts; neither the token counter nor the text-in signature runs (each would tokenize again)."""
+    from glue_tf.exports import predictor, saved_model
+    from serving.app import create_app
+    from serving.settings import Settings
+
+    calls, from_tokens = [], saved_model.from_tokens
+
+    def counting(signatures, name):
+        tokenize, run = from_tokens(signatures, name)
+        return (lambda *texts: calls.append(len(texts[0])) or tokenize(*texts), run)
+
+    shutil.copytree(tiny_exports / "models" / "cola", tmp_path / "run" / "models" / "cola")
+    app = create_app(Settings.from_env(model_dir=str(tmp_path / "run"), state_dir=str(tmp_path / "state"),
+                                       reload_interval=0, request_log=False, max_batch_size=4))
+    assert app.extensions["glue_tf"].wait_until_loaded(120)
+    monkeypatch.setattr(saved_model, "from_tokens", counting)
+    for text_path in ("token_lengths", "text_call"):
+        monkeypatch.setattr(predictor, text_path, lambda *args: pytest.fail(f"{text_path} was called"))
+    sentences = [f"{'very ' * (i % 7)}good sentence {i}." for i in range(10)]
+    response = app.test_client().post("/score/cola", json={"instances": sentences, "labels": [i % 2 for i in range(10)]})
+    assert response.status_code == 200, response.get_json()
+    assert calls == [10] and response.get_json()["metrics"]["validation"]["matthews_corrcoef"] is not None

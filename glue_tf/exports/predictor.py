@@ -50,22 +50,11 @@ class ExportPredictor:
         self.path = path
         self.batch_size = batch_size
         self.call_rows = rows_per_call(self.signature_name, batch_size)
-        self.counter = saved_model.token_counter(self.signatures)
-        self.tokenized = saved_model.from_tokens(self.signatures, self.signature_name)
 
     def raw_outputs(self, task: Task, examples: list[dict]) -> dict[str, np.ndarray]:
         """Every output of the signature (probabilities, label_id, ... or score), in ``examples`` order."""
-        import tensorflow as tf
-
         columns = {field: [e[field] for e in examples] for field in task.text_features}
-        if self.tokenized is not None:
-            return run_tokenized(*self.tokenized, columns, self.call_rows)
-
-        def call(chunk):
-            result = self.signature(**{field: tf.constant(texts) for field, texts in chunk.items()})
-            return {key: value.numpy() for key, value in result.items()}
-
-        return run_length_sorted(call, columns, self.call_rows, lengths=token_lengths(self.counter, columns))
+        return sorted_outputs(self.signatures, self.signature_name, columns, self.call_rows)
 
     def outputs(self, task: Task, examples: list[dict]) -> np.ndarray:
         """Label ids (or clipped STS-B scores) for ``examples``, in their order."""
@@ -77,6 +66,32 @@ class ExportPredictor:
 def rows_per_call(signature_name: str, batch_size: int) -> int:
     """How many rows to give one call of a signature: ``batch_size``, or more for the compiled one."""
     return max(COMPILED_CALL_ROWS, batch_size) if signature_name == signatures.COMPILED else batch_size
+
+
+def sorted_outputs(signatures: dict, name: str, columns: dict[str, list[str]], rows: int,
+                   on_progress=None) -> dict[str, np.ndarray]:
+    """The outputs of signature ``name`` of a loaded export (``signatures``) for every row of ``columns`` (the
+    task's text fields, in its order), ``rows`` per call in length order; outputs in input order.
+
+    Tokenized once where the export saved ``tokenize`` and ``from_tokens_*`` (:func:`run_tokenized`);
+    an older export is counted, then called with text. The one way ``evaluate``, ``predict`` and the
+    service's ``/score`` and jobs run an export over many rows; ``on_progress(done)`` after each call."""
+    tokenized = saved_model.from_tokens(signatures, name)
+    if tokenized is not None:
+        return run_tokenized(*tokenized, columns, rows, on_progress)
+    lengths = token_lengths(saved_model.token_counter(signatures), columns)
+    return run_length_sorted(text_call(signatures[name]), columns, rows, on_progress, lengths)
+
+
+def text_call(signature):
+    """``call(columns) -> {output: array}`` for a text-in signature, as :func:`run_length_sorted` calls it."""
+    import tensorflow as tf
+
+    def call(chunk):
+        result = signature(**{field: tf.constant(texts) for field, texts in chunk.items()})
+        return {key: value.numpy() for key, value in result.items()}
+
+    return call
 
 
 def token_lengths(counter, columns: dict[str, list[str]]) -> np.ndarray | None:
@@ -92,7 +107,7 @@ def token_lengths(counter, columns: dict[str, list[str]]) -> np.ndarray | None:
     return np.concatenate(counts) if counts else np.zeros(0, np.int32)
 
 
-def run_tokenized(tokenize, run, columns: dict[str, list[str]], rows: int) -> dict[str, np.ndarray]:
+def run_tokenized(tokenize, run, columns: dict[str, list[str]], rows: int, on_progress=None) -> dict[str, np.ndarray]:
     """The outputs of ``run`` (:func:`glue_tf.exports.saved_model.from_tokens`) for every row of ``columns``,
     tokenized once by ``tokenize``, sorted by token count and cut, ``rows`` per call, to the longest row of
     each call. Outputs in input order."""
@@ -112,7 +127,7 @@ def run_tokenized(tokenize, run, columns: dict[str, list[str]], rows: int) -> di
                       if name != signatures.TOKEN_COUNT})
         return {key: value.numpy() for key, value in result.items()}
 
-    return run_length_sorted(call, {**packed, signatures.TOKEN_COUNT: lengths}, rows, lengths=lengths)
+    return run_length_sorted(call, {**packed, signatures.TOKEN_COUNT: lengths}, rows, on_progress, lengths)
 
 
 def run_length_sorted(call, columns: dict[str, list[str]], rows: int, on_progress=None,
