@@ -26,7 +26,7 @@ TRAIN_IMAGE ?= glue-tf-train
 IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 QUICKSTART_OUT ?= runs/quickstart
 
-.PHONY: install lock pretrained test test-fast test-long data-check quickstart train-all submit serve serve-deployed bench bench-install bench-exports bench-finetune bench-inference bench-serving docker-build docker-build-train docker-run clean
+.PHONY: install lock pretrained test test-fast test-long data-check quickstart train-all submit serve serve-deployed bench bench-install bench-exports bench-finetune bench-serving docker-build docker-build-train docker-run clean
 
 install: $(VENV)/.installed pretrained
 
@@ -130,15 +130,6 @@ bench: bench-install bench-exports
 		--profile runs/bench/profile.jsonl $(if $(wildcard $(OUT)/report.json),--report $(OUT)/report.json,) \
 		--predict runs/bench/predict.jsonl --evaluate runs/bench/evaluate.jsonl --serving runs/bench/serving.jsonl \
 		--agreement runs/bench/agreement.jsonl
-
-# The whole-process inference targets alone (issue 27): `glue-tf predict` over 20,000 SST-2 sentences and
-# `glue-tf evaluate` on BENCH_TASKS' dev splits, each against Hugging Face in BENCH_ROUNDS alternating rounds,
-# rendered into docs/BENCHMARKS.md.
-bench-inference: bench-install bench-exports
-	mkdir -p runs/bench
-	$(BIN)/python -m bench.predict_speed --model-dir $(BENCH_MODEL_DIR) --glue-dir $(BENCH_GLUE_DIR) --rounds $(BENCH_ROUNDS) --json-out runs/bench/predict.jsonl
-	$(BIN)/python -m bench.evaluate_speed --model-dir $(BENCH_MODEL_DIR) --glue-dir $(BENCH_GLUE_DIR) --tasks $(BENCH_TASKS) --rounds $(BENCH_ROUNDS) --json-out runs/bench/evaluate.jsonl
-	$(BIN)/python -m bench.benchmarks_doc --predict runs/bench/predict.jsonl --evaluate runs/bench/evaluate.jsonl
 
 # Fine-tuning against Hugging Face (issue 13): the training step with TensorFlow's oneDNN on and off beside
 # PyTorch's, then `glue-tf train-all` against Hugging Face's Trainer as whole processes, side by side (about

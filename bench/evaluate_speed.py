@@ -54,14 +54,6 @@ def _one_line(text: str) -> str:
     return text.replace("\t", " ").replace("\n", " ")
 
 
-def chosen_signature(log: str) -> str | None:
-    """The signature ``glue-tf evaluate``'s summary line names first (its reason starts ``<name>: why``)."""
-    from glue_tf.exports import signatures
-
-    found = [(log.find(f"{name}:"), name) for name in signatures.NAMES if f"{name}:" in log]
-    return min(found)[1] if found else None
-
-
 def contenders(version: Path, task, glue_dir: str, backbone: str, data: Path, work: Path) -> dict[str, list[str]]:
     glue_tf = str(Path(sys.executable).with_name("glue-tf"))
     return {
@@ -78,14 +70,9 @@ def time_task(task, version: Path, args, work: Path) -> list[dict]:
     rows = write_dev_input(args.glue_dir, task, data)
     commands = contenders(version, task, args.glue_dir, args.backbone, data, work)
 
-    def run(name: str) -> dict:
-        figures = process_figures(name, commands[name], rows, args.timeout)
-        if name == OURS and "log" in figures:
-            figures["signature"] = chosen_signature(figures["log"])
-        return figures
-
     head = {"kind": "evaluate", "task": task.name, "split": dev_split(task), "rows": rows}
-    found = alternating_rounds({name: (lambda name=name: run(name)) for name in commands}, args.rounds,
+    found = alternating_rounds({name: (lambda name=name: process_figures(name, commands[name], rows, args.timeout))
+                                for name in commands}, args.rounds,
                                on_record=lambda name, record: print(json.dumps({**head, "contender": name, **record}),
                                                                     flush=True))
     records = [{**head, "contender": name, "export": str(version), **record}

@@ -83,11 +83,12 @@ def timed_process(command: list[str], timeout: float) -> dict:
 
 
 def signature_of(log: str) -> str | None:
-    """The signature ``glue-tf predict`` names in its summary line (``... (serving_compiled: why) -> out``)."""
+    """The signature a ``glue-tf predict`` or ``evaluate`` summary line names first: its reason starts
+    ``<name>: why`` (``... (serving_compiled: why) -> out``), and may name others after."""
     from glue_tf.exports import signatures
 
-    found = [name for name in signatures.NAMES if f"({name}:" in log]
-    return found[0] if found else None
+    found = [(log.find(f"{name}:"), name) for name in signatures.NAMES if f"{name}:" in log]
+    return min(found)[1] if found else None
 
 
 def label_agreement(a: Path, b: Path) -> float | None:

@@ -100,7 +100,7 @@ def _rows_in_steps(grad):
         return grad
     rows = tf.shape(grad.values, out_type=tf.int32)[0]
     padding = (ROW_STEP - rows % ROW_STEP) % ROW_STEP
-    values = tf.pad(grad.values, tf.stack([tf.stack([0, padding]), tf.zeros([2], tf.int32)]))
+    values = tf.pad(grad.values, [[0, padding], [0, 0]])
     return tf.IndexedSlices(values, tf.pad(grad.indices, [[0, padding]]), grad.dense_shape)
 
 

@@ -7,7 +7,7 @@ import json
 from argparse import Namespace
 from itertools import count
 
-from bench import benchmarks_doc, end_to_end, evaluate_speed
+from bench import benchmarks_doc, end_to_end, evaluate_speed, predict_speed
 from bench.common import alternating_rounds, median_ratios, median_wall
 from bench.hf_predict import read_columns
 from glue_tf.data.sources import TsvSource
@@ -73,11 +73,12 @@ def test_evaluate_input_holds_the_dev_rows_hugging_face_reads(glue_dir, tmp_path
     assert columns["sentence2"] == [e["sentence2"].replace("\t", " ") for e in examples]
 
 
-def test_evaluate_reads_the_signature_its_summary_line_names_first():
+def test_the_signature_a_predict_or_evaluate_summary_line_names_first_is_read():
     line = ("rte validation (277 examples, runs/seeds42/models/rte/3, serving_compiled: measured fastest here; "
             "not bfloat16: serving_bfloat16: below the dev-score bar): accuracy 61.37; task score 61.37")
-    assert evaluate_speed.chosen_signature(line) == "serving_compiled"
-    assert evaluate_speed.chosen_signature("no signature named") is None
+    assert predict_speed.signature_of(line) == "serving_compiled"
+    assert predict_speed.signature_of("no signature named") is None
+    assert predict_speed.signature_of("sst2: predicted 3 rows (serving_default: why) -> out") == "serving_default"
 
 
 def _predict_records():

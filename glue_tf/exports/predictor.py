@@ -46,7 +46,6 @@ class ExportPredictor:
                  setting: str = "--precision"):
         self.signatures, self.metadata = saved_model.load_signatures(path)
         self.signature_name, self.reason = choice.choose(self.metadata, self.signatures, machine, precision, setting)
-        self.signature = self.signatures[self.signature_name]
         self.path = path
         self.batch_size = batch_size
         self.call_rows = rows_per_call(self.signature_name, batch_size)
