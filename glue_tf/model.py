@@ -94,12 +94,15 @@ def rebuild(model, task: Task, policy: str):
     its config with ``policy`` in place of the recorded one, the head by
     :func:`build` under ``policy`` as the global policy (its final float32 layer
     stays float32), and the weights copied: mixed policies keep variables in
-    float32, so nothing is rounded. A model that computes under ``policy`` already is returned as it is.
+    float32, so nothing is rounded. A model that computes under ``policy`` already is returned as it is,
+    unless a distribution strategy holds its variables: an export must own plain variables, since a
+    SavedModel function that reads one worker's replica of a mirrored variable (a dropout seed, under
+    ``MultiWorkerMirroredStrategy``) cannot be saved.
     """
     import keras
 
     backbone = backbone_of(model)
-    if model.dtype_policy.name == policy and backbone.dtype_policy.name == policy:
+    if model.dtype_policy.name == policy and backbone.dtype_policy.name == policy and not _distributed(model):
         return model  # computes under ``policy`` already: a copy would cost seconds and change nothing
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
@@ -110,3 +113,10 @@ def rebuild(model, task: Task, policy: str):
         keras.config.set_dtype_policy(previous)
     rebuilt.set_weights(model.get_weights())
     return rebuilt
+
+
+def _distributed(model) -> bool:
+    """Whether a ``tf.distribute`` strategy made the model's variables (Keras wraps them: ``.value``)."""
+    import tensorflow as tf
+
+    return any(isinstance(getattr(v, "value", v), tf.distribute.DistributedValues) for v in model.weights)

@@ -347,6 +347,24 @@ def test_an_export_trained_under_mixed_bfloat16_serves_float32_by_default(tiny_p
     assert np.allclose(_call(loaded["serving_default"], texts)["logits"], expected, atol=1e-5)
 
 
+def test_the_rebuild_reuses_a_plain_model_and_copies_a_strategy_s_into_plain_variables(tiny_preset):
+    """Exports read the rebuild's variables: a strategy's mirrored ones cannot be saved from a worker (the
+    two-worker test in make test-long failed in ``tf.saved_model.save`` when the trained model was reused)."""
+    import tensorflow as tf
+
+    task = TASKS["rte"]
+    backbone, _ = backbones.load(str(tiny_preset), sequence_length=16)
+    plain = model_lib.build(backbone, task)
+    assert model_lib.rebuild(plain, task, "float32") is plain
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        mirrored = model_lib.build(backbones.load(str(tiny_preset), sequence_length=16)[0], task)
+    assert isinstance(mirrored.weights[0].value, tf.distribute.DistributedValues)
+    copy = model_lib.rebuild(mirrored, task, "float32")
+    assert copy is not mirrored
+    assert not any(isinstance(v.value, tf.distribute.DistributedValues) for v in copy.weights)
+    assert all(np.array_equal(a, b) for a, b in zip(copy.get_weights(), mirrored.get_weights()))
+
+
 def test_a_failed_measurement_leaves_no_version_behind(tiny_preset, tmp_path):
     task = TASKS["cola"]
     backbone, preprocessor = backbones.load(str(tiny_preset), sequence_length=16)
