@@ -108,7 +108,8 @@ def tune(source: Source, config: TrainConfig, tasks: list[Task], grid: dict[str,
     """Sweeps ``grid`` for each task on a held-out slice of its training split; writes and returns the recipe.
 
     The recipe goes to ``recipe_path`` (default ``recipes/<backbone-name>.json``); tasks it already
-    holds from earlier sweeps are kept unless swept again.
+    holds from earlier sweeps are kept unless swept again. It is written as each task's sweep ends, so
+    a sweep of many CPU-hours that is stopped keeps the tasks it finished.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -128,10 +129,10 @@ def tune(source: Source, config: TrainConfig, tasks: list[Task], grid: dict[str,
             "precision": best["precision"], "points": scored,
         }
         log(f"tune {task.name}: chose {point_name(best)} ({best['mean']:.2f} ± {best['std']:.2f})")
-    recipe.update(_provenance(config, sliced, grid))
-    recipe_path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoints.atomic_write_text(recipe_path, json.dumps(recipe, indent=2, sort_keys=True) + "\n")
-    log(f"tune: recipe written to {recipe_path}")
+        recipe.update(_provenance(config, sliced, grid))
+        recipe_path.parent.mkdir(parents=True, exist_ok=True)
+        checkpoints.atomic_write_text(recipe_path, json.dumps(recipe, indent=2, sort_keys=True) + "\n")
+        log(f"tune: recipe written to {recipe_path} ({task.name} added)")
     return recipe
 
 

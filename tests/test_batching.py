@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from serving.batching import Batcher
+from serving.batching import Batcher, allowed_rows
 from support.tiny import SENTENCES
 
 TOLERANCE = 1e-4
@@ -275,3 +275,23 @@ def test_grouped_requests_get_their_own_rows_in_order_and_failures_stay_apart():
         assert error is None and result["echo"].tolist() == texts
         assert result["length"].tolist() == [len(t) for t in texts]
     assert sorted(t for batch in batches for t in batch) == sorted(t for r in requests for t in r if "BAD" not in t)
+
+
+# --- bounded shapes: merged calls come in a few row counts ------------------------------------------
+
+
+def test_allowed_row_counts_are_few_and_pad_at_most_half_again():
+    assert allowed_rows(64) == (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+    assert allowed_rows(100)[-2:] == (96, 100) and allowed_rows(1) == (1,)
+    for rows in range(1, 101):
+        padded = next(size for size in allowed_rows(100) if size >= rows)
+        assert padded <= max(rows * 1.5, 1), rows
+
+
+def test_a_merged_call_is_padded_with_its_last_row_and_each_request_gets_only_its_own():
+    requests = [["one"], ["two two"], ["three", "four"], ["five"]]  # 5 rows: called as 6
+    batches, results = pile_up(requests, max_batch_size=8)
+    assert [len(batch) for batch in batches] == [6]
+    assert batches[0][5] == batches[0][4]
+    for texts, (result, error) in zip(requests, results):
+        assert error is None and result["echo"].tolist() == texts
