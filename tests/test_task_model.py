@@ -52,7 +52,7 @@ def test_run_folder_names_every_file_of_a_seed(tmp_path):
 
 def test_bench_scripts_run_as_modules_without_path_edits():
     """Each script parses its flags run as ``python -m bench.x`` from the root, nothing added to sys.path."""
-    for module in ("speed", "step_profile", "op_profile", "end_to_end", "predict_speed", "evaluate_speed", "onednn_settings", "export_time", "agreement",
+    for module in ("speed", "step_profile", "op_profile", "end_to_end", "predict_speed", "evaluate_speed", "evaluate_phases", "onednn_settings", "export_time", "agreement",
                    "benchmarks_doc", "results_doc", "hf_predict"):
         done = subprocess.run([sys.executable, "-m", f"bench.{module}", "--help"], cwd=REPO, capture_output=True,
                               text=True, timeout=120)
