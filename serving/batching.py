@@ -42,7 +42,7 @@ GROUPED_BATCHES = 4  # how many batches' worth of queued instances are ordered b
 def allowed_rows(max_batch_size: int) -> tuple[int, ...]:
     """The row counts merged calls are padded to: powers of two and one and a half times them, below
     ``max_batch_size``, then ``max_batch_size``. A padded call computes at most 1.5x its rows (2 rows
-    and up), and a worker sees 2 log2(max_batch_size) row counts at most."""
+    and up), and a worker sees at most 2 log2(max_batch_size) + 2 row counts (12 for 64)."""
     steps = {size for power in range(max_batch_size.bit_length()) for size in (2**power, 3 * 2**power // 2)}
     return tuple(sorted(size for size in steps if size < max_batch_size)) + (max_batch_size,)
 

@@ -60,6 +60,24 @@ def test_tune_writes_the_recipe_and_resumes_without_retraining(tmp_path, small_g
     assert "done before" in (tmp_path / "sweep" / "tune.log").read_text()
 
 
+def test_a_sweep_stopped_in_its_second_task_keeps_the_first_task_s_recipe(tmp_path, small_glue_dir, monkeypatch):
+    """Each task's recipe is written when its grid ends: a sweep of many CPU-hours loses only the task it was in."""
+    def run_point(task, source, config, point, folder, log):
+        if task.name == "wnli":
+            raise KeyboardInterrupt  # killed inside WNLI's grid
+        return {**point, "seeds": [1000], "scores": [61.0], "mean": 61.0, "std": 0.0, "precision": "float32"}
+
+    monkeypatch.setattr(tune, "_run_point", run_point)
+    grid = {f: [v[0]] for f, v in tune.DEFAULT_GRID.items()}
+    recipe_path = tmp_path / "recipe.json"
+    with pytest.raises(KeyboardInterrupt):
+        tune.tune(TsvSource(small_glue_dir), TrainConfig(seed=tune.SEED), [TASKS["rte"], TASKS["wnli"]], grid,
+                  tmp_path / "sweep", recipe_path)
+    written = json.loads(recipe_path.read_text())
+    assert list(written["tasks"]) == ["rte"] and written["tasks"]["rte"]["held_out_score_mean"] == 61.0
+    assert written["sweep"]["grid"] == grid
+
+
 def _recipe(tmp_path):
     path = tmp_path / "minilm.json"
     path.write_text(json.dumps({"sweep": {"seeds": [1000, 1001, 1002]}, "tasks": {"rte": {
