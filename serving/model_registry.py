@@ -80,9 +80,11 @@ class LoadedModel:
 
     def predict_sorted(self, columns: dict[str, list[str]], rows: int, on_progress=None) -> dict[str, np.ndarray]:
         """The chosen signature over many rows (scoring, jobs): tokenized once, in length order, ``rows`` per
-        call (:func:`glue_tf.exports.predictor.sorted_outputs`); ``on_progress(done)`` after each call."""
+        call (:func:`glue_tf.exports.predictor.sorted_outputs`), each call's width one of the export's steps, as
+        ``/predict``'s are; ``on_progress(done)`` after each call."""
         fields = {name: columns[name] for name in self.task.text_features}
-        return export_predictor.sorted_outputs(self.signatures, self.chosen, fields, rows, on_progress)
+        return export_predictor.sorted_outputs(self.signatures, self.chosen, fields, rows, on_progress,
+                                               step_widths=True)
 
 
 RETRY_BACKOFF_S = (1.0, 60.0)  # the first wait before a refused version is tried again, and the longest

@@ -340,11 +340,12 @@ def test_scoring_tokenizes_each_row_once(tiny_exports, tmp_path, monkeypatch):
     from serving.app import create_app
     from serving.settings import Settings
 
-    calls, from_tokens = [], saved_model.from_tokens
+    calls, widths, from_tokens = [], [], saved_model.from_tokens
 
     def counting(signatures, name):
         tokenize, run = from_tokens(signatures, name)
-        return (lambda *texts: calls.append(len(texts[0])) or tokenize(*texts), run)
+        return (lambda *texts: calls.append(len(texts[0])) or tokenize(*texts),
+                lambda features: widths.append(int(features["token_ids"].shape[1])) or run(features))
 
     shutil.copytree(tiny_exports / "models" / "cola", tmp_path / "run" / "models" / "cola")
     app = create_app(Settings.from_env(model_dir=str(tmp_path / "run"), state_dir=str(tmp_path / "state"),
@@ -357,3 +358,5 @@ def test_scoring_tokenizes_each_row_once(tiny_exports, tmp_path, monkeypatch):
     response = app.test_client().post("/score/cola", json={"instances": sentences, "labels": [i % 2 for i in range(10)]})
     assert response.status_code == 200, response.get_json()
     assert calls == [10] and response.get_json()["metrics"]["validation"]["matthews_corrcoef"] is not None
+    # Each call cut to one of the export's width steps (16, 32, ...), as /predict pads: bounded shapes.
+    assert widths and all(width % 16 == 0 for width in widths), widths

@@ -68,16 +68,17 @@ def rows_per_call(signature_name: str, batch_size: int) -> int:
 
 
 def sorted_outputs(signatures: dict, name: str, columns: dict[str, list[str]], rows: int,
-                   on_progress=None) -> dict[str, np.ndarray]:
+                   on_progress=None, step_widths: bool = False) -> dict[str, np.ndarray]:
     """The outputs of signature ``name`` of a loaded export (``signatures``) for every row of ``columns`` (the
     task's text fields, in its order), ``rows`` per call in length order; outputs in input order.
 
     Tokenized once where the export saved ``tokenize`` and ``from_tokens_*`` (:func:`run_tokenized`);
     an older export is counted, then called with text. The one way ``evaluate``, ``predict`` and the
-    service's ``/score`` and jobs run an export over many rows; ``on_progress(done)`` after each call."""
+    service's ``/score`` and jobs run an export over many rows; ``on_progress(done)`` after each call.
+    ``step_widths``: see :func:`run_tokenized` (the text-in signatures of older exports pad to the steps themselves)."""
     tokenized = saved_model.from_tokens(signatures, name)
     if tokenized is not None:
-        return run_tokenized(*tokenized, columns, rows, on_progress)
+        return run_tokenized(*tokenized, columns, rows, on_progress, step_widths)
     lengths = token_lengths(saved_model.token_counter(signatures), columns)
     return run_length_sorted(text_call(signatures[name]), columns, rows, on_progress, lengths)
 
@@ -106,10 +107,15 @@ def token_lengths(counter, columns: dict[str, list[str]]) -> np.ndarray | None:
     return np.concatenate(counts) if counts else np.zeros(0, np.int32)
 
 
-def run_tokenized(tokenize, run, columns: dict[str, list[str]], rows: int, on_progress=None) -> dict[str, np.ndarray]:
+def run_tokenized(tokenize, run, columns: dict[str, list[str]], rows: int, on_progress=None,
+                  step_widths: bool = False) -> dict[str, np.ndarray]:
     """The outputs of ``run`` (:func:`glue_tf.exports.saved_model.from_tokens`) for every row of ``columns``,
     tokenized once by ``tokenize``, sorted by token count and cut, ``rows`` per call, to the longest row of
-    each call. Outputs in input order."""
+    each call. Outputs in input order.
+
+    ``step_widths``: cut to the smallest of :func:`glue_tf.exports.signatures.padded_widths` that holds the
+    longest row instead, as the text-in signatures pad: a long-lived server (``/score``, jobs) then sees a few
+    widths, so its per-shape caches stay bounded; a one-off ``predict`` pads less without."""
     import tensorflow as tf
 
     size = len(next(iter(columns.values()), []))
@@ -119,9 +125,11 @@ def run_tokenized(tokenize, run, columns: dict[str, list[str]], rows: int, on_pr
         return {}
     packed = {name: np.concatenate([part[name].numpy() for part in parts]) for name in parts[0]}
     lengths = packed.pop(signatures.TOKEN_COUNT)
+    steps = np.array(signatures.padded_widths(next(iter(packed.values())).shape[1])) if step_widths else None
 
     def call(chunk):
         width = max(int(chunk[signatures.TOKEN_COUNT].max()), 2)
+        width = int(steps[np.searchsorted(steps, width)]) if steps is not None else width
         result = run({name: tf.constant(column[:, :width]) for name, column in chunk.items()
                       if name != signatures.TOKEN_COUNT})
         return {key: value.numpy() for key, value in result.items()}
