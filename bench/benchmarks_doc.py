@@ -170,16 +170,30 @@ def _end_to_end_runs(records: list[dict]) -> list[str]:
 
 
 def _end_to_end_rounds(records: list[dict]) -> list[str]:
-    """``bench/end_to_end.py`` in alternating rounds: per Hugging Face precision, a row per task (glue-tf's time
-    inside its one process) and one for all tasks (whole processes), medians and each round's dev scores."""
-    verdict = records[-1]
-    runs = [r for r in records if r.get("kind") == "end_to_end" and "round" in r]
-    walls, task_walls, precision = verdict["median_wall_seconds"], verdict["task_median_walls"], verdict["precision"]
-    tasks, epochs = verdict["tasks"], verdict.get("epochs", "")
+    """``bench/end_to_end.py`` in alternating rounds, the newest invocation of each task set (CoLA alone, then
+    MRPC and RTE together, say): per Hugging Face precision, a row per task (glue-tf's time inside its one
+    process) and one for all its tasks (whole processes), medians and each round's dev scores."""
+    newest = {}
+    for runs, verdict in _blocks(records, "end_to_end-ratio"):
+        newest[tuple(verdict["tasks"])] = (runs, verdict)
     lines = ["### Fine-tuning end to end, median of alternating rounds (`bench/end_to_end.py`)", "",
              "| tasks | epochs | precision, glue-tf / Hugging Face | glue-tf median wall s | Hugging Face median "
              "wall s | rounds' walls s, glue-tf / Hugging Face | ratio of medians | dev score per round, glue-tf / "
              "Hugging Face |", "|---|---|---|---|---|---|---|---|"]
+    for runs, verdict in newest.values():
+        lines += _end_to_end_block_rows([r for r in runs if r.get("kind") == "end_to_end" and "round" in r], verdict)
+    counts = [(v["rounds"], ",".join(v["tasks"])) for _, v in newest.values()]
+    rounds = (str(counts[0][0]) if len({n for n, _ in counts}) == 1
+              else ", ".join(f"{n} ({tasks})" for n, tasks in counts))
+    return lines + ["", f"Median of {rounds} alternating rounds; glue-tf runs `glue-tf train-all` once "
+                        "for all the tasks into a fresh folder each round (a task's row is its time inside that "
+                        "process), Hugging Face its `Trainer` per task in a fresh process.", ""]
+
+
+def _end_to_end_block_rows(runs: list[dict], verdict: dict) -> list[str]:
+    walls, task_walls, precision = verdict["median_wall_seconds"], verdict["task_median_walls"], verdict["precision"]
+    tasks, epochs = verdict["tasks"], verdict.get("epochs", "")
+    lines = []
     for theirs, ratio in verdict["vs_hf"].items():
         precisions = f"{precision.get('glue-tf')} / {precision.get(theirs)}"
         rows = [(task, task_walls["glue-tf"].get(task), task_walls[theirs].get(task), task) for task in tasks]
@@ -192,9 +206,7 @@ def _end_to_end_rounds(records: list[dict]) -> list[str]:
                                 for contender in ("glue-tf", theirs))
             lines.append(f"| {name} | {epochs} | {precisions} | {_seconds(ours_wall)} | {_seconds(their_wall)} | "
                          f"{rounds} | {f'**{shown:.2f}x**' if shown else '–'} | {scores} |")
-    return lines + ["", f"Median of {verdict['rounds']} alternating rounds; glue-tf runs `glue-tf train-all` once "
-                        "for all the tasks into a fresh folder each round (a task's row is its time inside that "
-                        "process), Hugging Face its `Trainer` per task in a fresh process.", ""]
+    return lines
 
 
 def _seconds(wall: float | None) -> str:
@@ -228,7 +240,7 @@ def render_training(profile: list[dict], end_to_end: list[dict]) -> tuple[str, s
     if profile:
         lines += _profile_table(profile) + _step_summary(profile)
     if any(r.get("kind") == "end_to_end-ratio" for r in end_to_end):
-        lines += _end_to_end_rounds(_latest_block(end_to_end))
+        lines += _end_to_end_rounds(end_to_end)
     else:  # runs before --rounds
         lines += _end_to_end_runs([r for r in end_to_end if r.get("kind") == "end_to_end"])
     return begin, end, "\n".join(lines + [end])

@@ -91,7 +91,10 @@ def check_fresh_seeds(config: TrainConfig) -> None:
     """Refuses to train with a recipe on seeds its sweep used: that figure would have been selected on."""
     if not config.recipe:
         return
-    used = set(load(config.recipe).get("sweep", {}).get("seeds", []))
+    recipe = load(config.recipe)
+    used = set(recipe.get("sweep", {}).get("seeds", []))  # one sweep for every task, as a hand-written recipe says
+    for entry in recipe.get("tasks", {}).values():  # each task's own sweep, as glue-tf tune writes it
+        used |= set(entry.get("sweep", {}).get("seeds", []))
     reused = sorted(used & set(seeds_of(config)))
     if reused:
         raise RecipeError(

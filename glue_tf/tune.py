@@ -117,27 +117,48 @@ def tune(source: Source, config: TrainConfig, tasks: list[Task], grid: dict[str,
     sliced = held_out.HeldOutSource(source)
     config = dataclasses.replace(config, measure_export=False, recipe=None)
     recipe_path = Path(recipe_path) if recipe_path else recipes.path_for(config.backbone)
-    recipe = json.loads(recipe_path.read_text(encoding="utf-8")) if recipe_path.is_file() else {"tasks": {}}
+    recipe = {"tasks": {}}
     grid_points = points(grid)
     for task in tasks:
         log(f"tune {task.name}: {len(grid_points)} points x {config.seeds} seeds on {sliced.describe()}")
         scored = [_run_point(task, sliced, config, p, out_dir / task.name / point_name(p), log) for p in grid_points]
         best = select(scored)
-        recipe["tasks"][task.name] = {
+        entry = {
             **{f: best[f] for f in recipes.RECIPE_FIELDS},
             "held_out_score_mean": best["mean"], "held_out_score_std": best["std"],
             "precision": best["precision"], "points": scored,
+            "sweep": {"seeds": recipes.seeds_of(config), "grid": grid},
         }
         log(f"tune {task.name}: chose {point_name(best)} ({best['mean']:.2f} ± {best['std']:.2f})")
-        recipe.update(_provenance(config, sliced, grid))
-        recipe_path.parent.mkdir(parents=True, exist_ok=True)
-        checkpoints.atomic_write_text(recipe_path, json.dumps(recipe, indent=2, sort_keys=True) + "\n")
+        recipe = _write_task(recipe_path, task.name, entry, _provenance(config, sliced))
         log(f"tune: recipe written to {recipe_path} ({task.name} added)")
     return recipe
 
 
-def _provenance(config: TrainConfig, sliced: held_out.HeldOutSource, grid: dict) -> dict:
-    """What a reader needs to trust the recipe: the backbone, how it was selected, the seeds, the machine."""
+def _write_task(recipe_path: Path, task_name: str, entry: dict, provenance: dict) -> dict:
+    """Adds one task's entry to the recipe file as it is now, under a lock; returns the recipe written.
+
+    The file is read again here, not at the sweep's start: two sweeps of different tasks (the small
+    tasks' grid and SST-2's, say) run for hours side by side, and each must keep what the other wrote.
+    """
+    import fcntl
+
+    recipe_path.parent.mkdir(parents=True, exist_ok=True)
+    folder = os.open(recipe_path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        recipe = json.loads(recipe_path.read_text(encoding="utf-8")) if recipe_path.is_file() else {}
+        recipe.setdefault("tasks", {})[task_name] = entry
+        recipe.update(provenance)
+        checkpoints.atomic_write_text(recipe_path, json.dumps(recipe, indent=2, sort_keys=True) + "\n")
+    finally:
+        os.close(folder)  # releases the lock
+    return recipe
+
+
+def _provenance(config: TrainConfig, sliced: held_out.HeldOutSource) -> dict:
+    """What a reader needs to trust the recipe: the backbone, how it was selected, the machine (each task's
+    entry holds its own sweep's grid and seeds)."""
     from glue_tf import cpu
 
     return {
@@ -145,7 +166,6 @@ def _provenance(config: TrainConfig, sliced: held_out.HeldOutSource, grid: dict)
         "selection": (f"per task, the grid point with the best mean held-out task score over "
                       f"{config.seeds} seeds; scored on {sliced.describe()}, never on dev"),
         "held_out": {"fraction": sliced.fraction, "seed": sliced.seed},
-        "sweep": {"seeds": recipes.seeds_of(config), "grid": grid},
         "base_config": {k: v for k, v in config.to_dict().items() if k not in recipes.RECIPE_FIELDS},
         "machine": {"cpu": cpu.model_name(), "cores": os.cpu_count()},
     }

@@ -149,6 +149,29 @@ def test_end_to_end_table_shows_medians_rounds_and_ratio_of_medians():
     assert "Median of 3 alternating rounds" in text
 
 
+def _end_to_end_block(tasks, walls):
+    """One ``bench/end_to_end.py`` invocation's records: ``walls`` per round, (glue-tf, Hugging Face) per task."""
+    runs = [{"kind": "end_to_end", "contender": name, "round": number, "precision": "float32",
+             "wall_seconds": sum(w[side] for w in per_task), "task_walls": dict(zip(tasks, (w[side] for w in per_task))),
+             "tasks": dict.fromkeys(tasks, 50.0)}
+            for number, per_task in enumerate(walls, 1) for side, name in enumerate(("glue-tf", "hf-trainer-best"))]
+    verdict = end_to_end.summary({"glue-tf": runs[0::2], "hf-trainer-best": runs[1::2]}, list(tasks),
+                                 Namespace(epochs=3, rounds=len(walls), max_train_examples=None))
+    return runs + [json.loads(json.dumps(verdict))]
+
+
+def test_end_to_end_table_shows_the_newest_invocation_of_each_task_set():
+    records = (_end_to_end_block(["cola"], [[(300.0, 330.0)]])
+               + _end_to_end_block(["mrpc", "rte"], [[(500.0, 600.0), (450.0, 700.0)]] * 3)
+               + _end_to_end_block(["cola"], [[(310.0, 340.0)]]))  # a rerun of CoLA alone
+    text = "\n".join(benchmarks_doc._end_to_end_rounds(records))
+    assert "| cola (whole processes) | 3 | float32 / float32 | 310 | 340 | 310 / 340 | **1.10x** |" in text
+    assert "| 300 |" not in text  # the older CoLA invocation
+    assert "| rte | 3 | float32 / float32 | 450 | 700 | 450, 450, 450 / 700, 700, 700 | **1.56x** |" in text
+    assert "| mrpc,rte (whole processes) | 3 | float32 / float32 | 950 | 1300 |" in text
+    assert "Median of 1 (cola), 3 (mrpc,rte) alternating rounds" in text
+
+
 def test_benchmarks_doc_main_renders_the_evaluate_records(tmp_path):
     predict, evaluate, doc = tmp_path / "predict.jsonl", tmp_path / "evaluate.jsonl", tmp_path / "BENCHMARKS.md"
     predict.write_text("".join(json.dumps(r) + "\n" for r in _predict_records()))

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -166,8 +167,9 @@ def test_two_instances_do_not_collide():
 
 
 def test_process_gauges_refresh_at_most_once_a_second(monkeypatch):
-    calls = []
-    monkeypatch.setattr(telemetry, "_resident_bytes", lambda: calls.append(1) or 123_456_789)
+    calls = []  # this thread's reads only: an earlier test's Telemetry(refresh_every=...) may still be refreshing
+    monkeypatch.setattr(telemetry, "_resident_bytes",
+                        lambda: (threading.current_thread() is threading.main_thread() and calls.append(1)) or 123_456_789)
     t = Telemetry()
     assert len(calls) == 1
     for _ in range(20):

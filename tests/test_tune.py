@@ -50,7 +50,7 @@ def test_tune_writes_the_recipe_and_resumes_without_retraining(tmp_path, small_g
     assert entry["learning_rate"] == best["learning_rate"] and entry["held_out_score_mean"] == best["mean"]
     assert all(p["seeds"] == [1000, 1001] and len(p["scores"]) == 2 and p["precision"] == "float32"
                for p in entry["points"])
-    assert recipe["sweep"]["seeds"] == [1000, 1001] and recipe["held_out"]["fraction"] == 0.1
+    assert entry["sweep"] == {"seeds": [1000, 1001], "grid": grid} and recipe["held_out"]["fraction"] == 0.1
     assert json.loads(recipe_path.read_text()) == recipe
     point = tmp_path / "sweep" / "rte" / tune.point_name(entry["points"][0])
     assert not (point / "models").exists()  # a finished point keeps its records, not its export
@@ -75,7 +75,27 @@ def test_a_sweep_stopped_in_its_second_task_keeps_the_first_task_s_recipe(tmp_pa
                   tmp_path / "sweep", recipe_path)
     written = json.loads(recipe_path.read_text())
     assert list(written["tasks"]) == ["rte"] and written["tasks"]["rte"]["held_out_score_mean"] == 61.0
-    assert written["sweep"]["grid"] == grid
+    assert written["tasks"]["rte"]["sweep"]["grid"] == grid
+
+
+def test_two_sweeps_side_by_side_keep_each_other_s_tasks(tmp_path, small_glue_dir, monkeypatch):
+    """SST-2's two-point sweep and the small tasks' grid run for hours at once: the one that ends last must not
+    write back the recipe as it read it at its start, without the other's task."""
+    recipe_path, grid = tmp_path / "recipe.json", {f: [v[0]] for f, v in tune.DEFAULT_GRID.items()}
+
+    def run_point(task, source, config, point, folder, log):
+        if task.name == "rte":  # while RTE's grid runs, the other sweep finishes WNLI and writes it
+            tune.tune(TsvSource(small_glue_dir), dataclasses.replace(config, seed=2000), [TASKS["wnli"]], grid,
+                      tmp_path / "other", recipe_path)
+        return {**point, "seeds": [config.seed], "scores": [60.0], "mean": 60.0, "std": 0.0, "precision": "float32"}
+
+    monkeypatch.setattr(tune, "_run_point", run_point)
+    recipe = tune.tune(TsvSource(small_glue_dir), TrainConfig(seed=tune.SEED, seeds=1), [TASKS["rte"]], grid,
+                       tmp_path / "sweep", recipe_path)
+    assert sorted(recipe["tasks"]) == ["rte", "wnli"] and json.loads(recipe_path.read_text()) == recipe
+    assert recipe["tasks"]["wnli"]["sweep"]["seeds"] == [2000] and recipe["tasks"]["rte"]["sweep"]["seeds"] == [1000]
+    with pytest.raises(recipes.RecipeError, match=r"reuses seeds \[2000\]"):  # either sweep's seeds are refused
+        recipes.check_fresh_seeds(TrainConfig(recipe=str(recipe_path), seed=2000, seeds=3))
 
 
 def _recipe(tmp_path):
