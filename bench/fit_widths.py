@@ -3,6 +3,7 @@
     TF_ENABLE_ONEDNN_OPTS=1 python -m bench.fit_widths fixed   # every batch 32 x 12 tokens
     TF_ENABLE_ONEDNN_OPTS=1 python -m bench.fit_widths varying # widths 5..23, as dynamic padding makes them
     TF_ENABLE_ONEDNN_OPTS=1 python -m bench.fit_widths new-widths # what a width costs the first time it is seen
+    ... new-widths --optimizer-apply raw                           # the update as raw kernels, not XLA
 
 The shipped model and optimizer (``glue_tf.task_model``) and input pipeline
 (``features.train_datasets``) on random token ids, 120 steps in one ``fit`` call, XLA off as
@@ -24,9 +25,9 @@ destroyed, and that waits for tf.data's autotuning thread to wake: this script p
 wait as a slow step.
 """
 
+import argparse
 import json
 import os
-import sys
 import time
 
 from bench.common import BACKBONE, TRAIN_BATCH, recipe
@@ -36,7 +37,7 @@ STEPS = 120
 NEW_WIDTHS = list(range(40, 88))
 
 
-def main(mode: str) -> None:
+def main(mode: str, optimizer_apply: str) -> None:
     import keras
     import numpy as np
     import tensorflow as tf
@@ -44,7 +45,8 @@ def main(mode: str) -> None:
     from glue_tf import features
     from glue_tf import model as model_lib
 
-    task_model = recipe(BACKBONE, learning_rate=1e-4, epochs=1, seed=0, jit_compile=False)
+    task_model = recipe(BACKBONE, learning_rate=1e-4, epochs=1, seed=0, jit_compile=False,
+                        optimizer_apply=optimizer_apply)
     model = task_model.build(1000).model
     rng = np.random.default_rng(0)
     steps, epochs = (len(NEW_WIDTHS), 2) if mode == "new-widths" else (STEPS, 1)
@@ -62,7 +64,7 @@ def main(mode: str) -> None:
     started = time.perf_counter()
     model.fit(datasets[0], steps_per_epoch=steps, epochs=epochs, verbose=0, callbacks=[step_timer])
     returned = time.perf_counter()
-    found = {"widths": mode, "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+    found = {"widths": mode, "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"), "optimizer_apply": optimizer_apply,
              "fit_returned_after_s": round(returned - batch_ends[-1], 1)}
     if mode == "new-widths":
         first, second = batch_ends[steps - 1] - started, batch_ends[-1] - batch_ends[steps - 1]
@@ -77,6 +79,9 @@ def main(mode: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in ("fixed", "varying", "new-widths"):
-        sys.exit(__doc__)
-    main(sys.argv[1])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("widths", choices=("fixed", "varying", "new-widths"))
+    parser.add_argument("--optimizer-apply", choices=("xla", "raw", "keras"), default="xla",
+                        help="how the AdamW update runs (TrainConfig.optimizer_apply; glue-tf's default: xla)")
+    args = parser.parse_args()
+    main(args.widths, args.optimizer_apply)
