@@ -191,6 +191,7 @@ def _end_to_end_rounds(records: list[dict]) -> list[str]:
 
 
 def _end_to_end_block_rows(runs: list[dict], verdict: dict) -> list[str]:
+    """One invocation's rows: per Hugging Face precision, each task's medians, then its tasks as a whole."""
     walls, task_walls, precision = verdict["median_wall_seconds"], verdict["task_median_walls"], verdict["precision"]
     tasks, epochs = verdict["tasks"], verdict.get("epochs", "")
     lines = []
