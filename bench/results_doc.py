@@ -6,6 +6,7 @@ comes from the run's report.json and run.log.
 
     python -m bench.results_doc --run runs/minilm-full --command "make train-all ..." > docs/RESULTS.md
     python -m bench.results_doc --seeds-run runs/seeds42   # the fresh-seed table (mean ± std, intervals)
+    python -m bench.results_doc --sweep recipes/all-minilm-l6-v2.json   # glue-tf tune's table, per task
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 
 from glue_tf.metrics import METRIC_LABELS, round_score
+from glue_tf.recipes import RECIPE_FIELDS
 from glue_tf.tasks import TASKS
 
 # docs/REFERENCE.md: Hugging Face trainer, best of its two learning rates, and wall time of that run.
@@ -124,18 +126,48 @@ def render_seeds(run: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_sweep(recipe_path: Path) -> str:
+    """``glue-tf tune``'s table from the recipe it wrote: per task, every grid point's held-out mean ± std and
+    each seed's score, the chosen point in bold; then how the points were chosen, as the recipe records it."""
+    recipe = json.loads(recipe_path.read_text())
+    held = recipe.get("held_out", {})
+    lines = []
+    for name, entry in sorted(recipe["tasks"].items(), key=lambda item: list(TASKS).index(item[0])):
+        sweep = entry.get("sweep", {})
+        seeds = sweep.get("seeds") or entry["points"][0]["seeds"]
+        lines += [f"**{TASKS[name].display_name}**: {len(entry['points'])} points x {len(seeds)} seeds "
+                  f"({', '.join(map(str, seeds))}), {entry['precision']}; held-out score in points", "",
+                  "| learning rate | epochs | batch | warm-up | dropout | held-out mean ± std | each seed |",
+                  "|---|---|---|---|---|---|---|"]
+        for point in entry["points"]:
+            chosen = all(point[f] == entry[f] for f in RECIPE_FIELDS)
+            cells = [f"{point['learning_rate']:g}", str(point["epochs"]), str(point["batch_size"]),
+                     f"{point['warmup_fraction']:g}", f"{point['dropout']:g}",
+                     f"{point['mean']:.1f} ± {point['std']:.1f}",
+                     ", ".join(f"{score:.1f}" for score in point["scores"])]
+            lines.append("| " + " | ".join(f"**{c}**" if chosen else c for c in cells) + " |")
+        lines.append("")
+    lines.append(f"Selection: {recipe.get('selection', '?')} (held-out fraction {held.get('fraction', '?')}, "
+                 f"slice seed {held.get('seed', '?')}); machine: {recipe.get('machine', {}).get('cpu', '?')}, "
+                 f"{recipe.get('machine', {}).get('cores', '?')} cores.")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path)
     parser.add_argument("--command")
     parser.add_argument("--seeds-run", type=Path, help="print the fresh-seed table of this run folder instead")
+    parser.add_argument("--sweep", type=Path, metavar="RECIPE", help="print the sweep table of this recipe file instead")
     args = parser.parse_args()
-    if args.seeds_run:
+    if args.sweep:
+        sys.stdout.write(render_sweep(args.sweep))
+    elif args.seeds_run:
         sys.stdout.write(render_seeds(args.seeds_run))
     elif args.run and args.command:
         sys.stdout.write(render(args.run, args.command))
     else:
-        parser.error("give --run and --command, or --seeds-run")
+        parser.error("give --run and --command, --seeds-run or --sweep")
     return 0
 
 

@@ -196,18 +196,29 @@ class FusedAdamW(keras.optimizers.AdamW):
 
         if self.global_clipnorm and self.global_clipnorm > 0:
             grads = _clip_by_global_norm(grads, self.global_clipnorm)
+        scalars = {}  # per dtype, once: built per variable, they cost the first trace 1.5 s (py-spy)
         for var, m, v, grad, decay in zip(variables, moments, velocities, grads, decays):
             dtype = var.dtype
-            constants = _keras_constants(self, dtype)
+            if dtype not in scalars:
+                scalars[dtype] = self._step_scalars(dtype, learning_rate, iterations)
+            lr, alpha, constants = scalars[dtype]
             grad, square = _dense_and_square(tf.cast(grad, dtype))
-            lr, step = tf.cast(learning_rate, dtype), tf.cast(iterations + 1, dtype)
-            alpha = lr * tf.sqrt(1 - constants["beta_2"]**step) / (1 - constants["beta_1"]**step)
             new_var, new_m, new_v = _adamw_pass(
                 var, m, v, grad, square, lr, None if decay is None else tf.cast(decay, dtype), alpha,
                 constants["one_minus_beta_1"], constants["one_minus_beta_2"], constants["epsilon"])
             m.assign(new_m)
             v.assign(new_v)
             var.assign(new_var)
+
+    def _step_scalars(self, dtype, learning_rate, iterations):
+        """``(lr, alpha, constants)`` in ``dtype`` for this step: the learning rate, Adam's bias-corrected
+        step size, and :func:`_keras_constants`."""
+        import tensorflow as tf
+
+        constants = _keras_constants(self, dtype)
+        lr, step = tf.cast(learning_rate, dtype), tf.cast(iterations + 1, dtype)
+        alpha = lr * tf.sqrt(1 - constants["beta_2"]**step) / (1 - constants["beta_1"]**step)
+        return lr, alpha, constants
 
     def update_step(self, gradient, variable, learning_rate):
         """One variable's decay and Adam step as two raw kernels (the multi-replica path)."""

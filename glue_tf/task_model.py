@@ -103,8 +103,16 @@ class TaskModel:
                                            cfg.clip_norm, cfg.optimizer_apply)
 
     def compile(self, model, total_steps: int):
-        """``model`` compiled with the task's loss and optimizer (XLA as the config says); returns it."""
+        """``model`` compiled with the task's loss and optimizer (XLA as the config says); returns it.
+
+        The optimizer's moments are built here, eagerly, under the caller's strategy scope. Without a
+        strategy, Keras defers that build into ``fit``'s first trace, where each of the moment variables
+        (210 for MiniLM) is created lifted out of a ``tf.function`` behind an initialization ``cond``: 5.9 s
+        of every seed's first step (``py-spy`` on ``bench/fit_widths.py``), against milliseconds here.
+        A checkpoint then restores into built moments, and the multi-replica loop finds them built.
+        """
         model.compile(optimizer=self.optimizer(total_steps), loss=self.loss(), jit_compile=self.config.jit_compile)
+        model.optimizer.build(model.trainable_variables)
         return model
 
     def build(self, total_steps: int, strategy=None, loaded=None) -> Built:

@@ -33,10 +33,15 @@ def test_recipe_compiles_the_task_model_with_its_loss_schedule_and_decay_rules(t
     assert optimizer.global_clipnorm == 0.5
     decayed = {v.path.split("/")[-1] for v in model.trainable_variables if optimizer._use_weight_decay(v)}
     assert "bias" not in decayed and "gamma" not in decayed and "kernel" in decayed
+    # The moments exist before fit (built eagerly: inside fit's first trace they cost seconds), one pair per weight.
+    assert optimizer.built and len(optimizer._momentums) == len(optimizer._velocities) == len(model.trainable_variables)
+    moments = [id(v) for v in optimizer.variables]
     packed = built.preprocessor(x=(["a man plays"], ["a man is playing"]))
     before = [v.numpy().copy() for v in model.trainable_variables]
     model.fit(packed, np.array([[3.0]], "float32"), epochs=2, verbose=0)  # the first step's rate is 0 (warm-up)
     assert any(not np.array_equal(b, v.numpy()) for b, v in zip(before, model.trainable_variables))
+    assert [id(v) for v in optimizer.variables] == moments  # fit trained into them, creating none
+    assert any(np.any(m.numpy()) for m in optimizer._momentums)
 
 
 def test_run_folder_names_every_file_of_a_seed(tmp_path):

@@ -123,3 +123,27 @@ def test_training_with_a_recipe_refuses_the_seeds_its_sweep_used(tmp_path):
     recipes.check_fresh_seeds(TrainConfig(recipe=recipe, seed=42, seeds=3))  # the defaults are fresh
     with pytest.raises(recipes.RecipeError, match=r"reuses seeds \[1001, 1002\]"):
         recipes.check_fresh_seeds(TrainConfig(recipe=recipe, seed=1001, seeds=3))
+
+
+def test_the_sweep_table_shows_every_point_with_the_chosen_one_in_bold(tmp_path, small_glue_dir, monkeypatch):
+    """``bench/results_doc.py --sweep``: docs/RESULTS.md's sweep table, rendered from the recipe tune wrote."""
+    from bench.results_doc import render_sweep
+
+    scores = {1e-4: [60.0, 64.0], 5e-5: [58.0, 59.0]}
+
+    def run_point(task, source, config, point, folder, log):
+        got = scores[point["learning_rate"]]
+        return {**point, "seeds": [1000, 1001], "scores": got, "mean": sum(got) / 2, "std": abs(got[0] - got[1]) / 2 ** 0.5,
+                "precision": "float32"}
+
+    monkeypatch.setattr(tune, "_run_point", run_point)
+    grid = {**{f: [v[0]] for f, v in tune.DEFAULT_GRID.items()}, "learning_rate": [5e-5, 1e-4]}
+    recipe_path = tmp_path / "recipe.json"
+    tune.tune(TsvSource(small_glue_dir), TrainConfig(seed=tune.SEED, seeds=2), [TASKS["rte"]], grid,
+              tmp_path / "sweep", recipe_path)
+    table = render_sweep(recipe_path)
+    assert "**RTE**: 2 points x 2 seeds (1000, 1001), float32" in table
+    rows = [line for line in table.splitlines() if line.startswith("| 5e-05") or line.startswith("| **0.0001")]
+    assert rows == ["| 5e-05 | 3 | 16 | 0.1 | 0.1 | 58.5 ± 0.7 | 58.0, 59.0 |",
+                    "| **0.0001** | **3** | **16** | **0.1** | **0.1** | **62.0 ± 2.8** | **60.0, 64.0** |"]
+    assert "never on dev" in table and "held-out fraction 0.1" in table
