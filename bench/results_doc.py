@@ -130,7 +130,6 @@ def render_sweep(recipe_path: Path) -> str:
     """``glue-tf tune``'s table from the recipe it wrote: per task, every grid point's held-out mean ± std and
     each seed's score, the chosen point in bold; then how the points were chosen, as the recipe records it."""
     recipe = json.loads(recipe_path.read_text())
-    held = recipe.get("held_out", {})
     lines = []
     for name, entry in sorted(recipe["tasks"].items(), key=lambda item: list(TASKS).index(item[0])):
         sweep = entry.get("sweep", {})
@@ -141,15 +140,15 @@ def render_sweep(recipe_path: Path) -> str:
                   "|---|---|---|---|---|---|---|"]
         for point in entry["points"]:
             chosen = all(point[f] == entry[f] for f in RECIPE_FIELDS)
-            cells = [f"{point['learning_rate']:g}", str(point["epochs"]), str(point["batch_size"]),
+            cells = [f"{point['learning_rate']:.0e}".replace("e-0", "e-"), str(point["epochs"]), str(point["batch_size"]),
                      f"{point['warmup_fraction']:g}", f"{point['dropout']:g}",
                      f"{point['mean']:.1f} ± {point['std']:.1f}",
                      ", ".join(f"{score:.1f}" for score in point["scores"])]
             lines.append("| " + " | ".join(f"**{c}**" if chosen else c for c in cells) + " |")
         lines.append("")
-    lines.append(f"Selection: {recipe.get('selection', '?')} (held-out fraction {held.get('fraction', '?')}, "
-                 f"slice seed {held.get('seed', '?')}); machine: {recipe.get('machine', {}).get('cpu', '?')}, "
-                 f"{recipe.get('machine', {}).get('cores', '?')} cores.")
+    machine = recipe.get("machine", {})
+    lines.append(f"Selection: {recipe.get('selection', '?')}. Machine: {machine.get('cpu', '?')}, "
+                 f"{machine.get('cores', '?')} cores.")
     return "\n".join(lines) + "\n"
 
 
