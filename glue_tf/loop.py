@@ -25,7 +25,7 @@ def fit_distributed(model, dataset, strategy, epochs, initial_epoch, steps_per_e
 
     from glue_tf.callbacks import current_learning_rate
 
-    with strategy.scope():  # fit builds the optimizer's slots here too, before its step is traced
+    with strategy.scope():  # TaskModel.compile built them already; a model compiled elsewhere gets them here
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
 
