@@ -144,6 +144,6 @@ def test_the_sweep_table_shows_every_point_with_the_chosen_one_in_bold(tmp_path,
     table = render_sweep(recipe_path)
     assert "**RTE**: 2 points x 2 seeds (1000, 1001), float32" in table
     rows = [line for line in table.splitlines() if line.startswith("| 5e-5") or line.startswith("| **1e-4")]
-    assert rows == ["| 5e-5 | 3 | 16 | 0.1 | 0.1 | 58.5 ± 0.7 | 58.0, 59.0 |",
-                    "| **1e-4** | **3** | **16** | **0.1** | **0.1** | **62.0 ± 2.8** | **60.0, 64.0** |"]
+    assert rows == ["| 5e-5 | 3 | 32 | 0.1 | 0.1 | 58.5 ± 0.7 | 58.0, 59.0 |",
+                    "| **1e-4** | **3** | **32** | **0.1** | **0.1** | **62.0 ± 2.8** | **60.0, 64.0** |"]
     assert "never on dev" in table and "10% held out (seed 2828)" in table
