@@ -8,9 +8,9 @@
 The shipped model and optimizer (``glue_tf.task_model``) and input pipeline
 (``features.train_datasets``) on random token ids, 120 steps in one ``fit`` call, XLA off as
 ``glue-tf train`` has it on CPUs. Prints the first step alone (``first_step_s``: Keras tracing
-``fit``'s step, TensorFlow building its graph, then the step), the mean of the first 20 steps and of the
-next 100, timed between batch ends, and how long ``fit`` took to return after its last step. Run it with ``TF_ENABLE_ONEDNN_OPTS=0`` too: it shows
-what oneDNN's kernels are worth inside ``fit``'s step.
+``fit``'s step, TensorFlow building its graph, then the step), the mean of the first 20 steps and of
+the next 100, timed between batch ends, and how long ``fit`` took to return after its last step. Run
+it with ``TF_ENABLE_ONEDNN_OPTS=0`` too: it shows what oneDNN's kernels are worth inside ``fit``'s step.
 
 ``new-widths``: two epochs over 48 batches, one per width from 40 to 87 tokens (RTE's and MRPC's
 range), in a shuffled order each epoch. The first epoch meets every width for the first time; the

@@ -140,8 +140,8 @@ def render_sweep(recipe_path: Path) -> str:
                   "|---|---|---|---|---|---|---|"]
         for point in entry["points"]:
             chosen = all(point[f] == entry[f] for f in RECIPE_FIELDS)
-            cells = [f"{point['learning_rate']:.0e}".replace("e-0", "e-"), str(point["epochs"]), str(point["batch_size"]),
-                     f"{point['warmup_fraction']:g}", f"{point['dropout']:g}",
+            cells = [f"{point['learning_rate']:.0e}".replace("e-0", "e-"), str(point["epochs"]),
+                     str(point["batch_size"]), f"{point['warmup_fraction']:g}", f"{point['dropout']:g}",
                      f"{point['mean']:.1f} ± {point['std']:.1f}",
                      ", ".join(f"{score:.1f}" for score in point["scores"])]
             lines.append("| " + " | ".join(f"**{c}**" if chosen else c for c in cells) + " |")

@@ -133,8 +133,8 @@ def test_the_sweep_table_shows_every_point_with_the_chosen_one_in_bold(tmp_path,
 
     def run_point(task, source, config, point, folder, log):
         got = scores[point["learning_rate"]]
-        return {**point, "seeds": [1000, 1001], "scores": got, "mean": sum(got) / 2, "std": abs(got[0] - got[1]) / 2 ** 0.5,
-                "precision": "float32"}
+        return {**point, "seeds": [1000, 1001], "scores": got, "mean": sum(got) / 2,
+                "std": abs(got[0] - got[1]) / 2 ** 0.5, "precision": "float32"}
 
     monkeypatch.setattr(tune, "_run_point", run_point)
     grid = {**{f: [v[0]] for f, v in tune.DEFAULT_GRID.items()}, "learning_rate": [5e-5, 1e-4]}
