@@ -132,8 +132,7 @@ def render_sweep(recipe_path: Path) -> str:
     recipe = json.loads(recipe_path.read_text())
     lines = []
     for name, entry in sorted(recipe["tasks"].items(), key=lambda item: list(TASKS).index(item[0])):
-        sweep = entry.get("sweep", {})
-        seeds = sweep.get("seeds") or entry["points"][0]["seeds"]
+        seeds = entry["sweep"]["seeds"]
         lines += [f"**{TASKS[name].display_name}**: {len(entry['points'])} points x {len(seeds)} seeds "
                   f"({', '.join(map(str, seeds))}), {entry['precision']}; held-out score in points", "",
                   "| learning rate | epochs | batch | warm-up | dropout | held-out mean ± std | each seed |",
