@@ -40,6 +40,7 @@ def run_glue_tf(args, tasks: list[str], out: Path) -> dict:
     command = [
         str(Path(sys.executable).with_name("glue-tf")), "train-all", "--glue-dir", args.glue_dir, "--backbone",
         args.backbone, "--epochs", str(args.epochs), "--tasks", ",".join(tasks), "--out", str(out),
+        "--recipe", "none",  # the built-in per-task learning rates, which Hugging Face's runs are given too
     ]
     if args.max_train_examples:
         command += ["--max-train-examples", str(args.max_train_examples)]

@@ -7,6 +7,7 @@ comes from the run's report.json and run.log.
     python -m bench.results_doc --run runs/minilm-full --command "make train-all ..." > docs/RESULTS.md
     python -m bench.results_doc --seeds-run runs/seeds42   # the fresh-seed table (mean ± std, intervals)
     python -m bench.results_doc --sweep recipes/all-minilm-l6-v2.json   # glue-tf tune's table, per task
+    python -m bench.results_doc --reproduces runs/recipe42 runs/rerun   # does a rerun of the recipe reproduce?
 """
 
 from __future__ import annotations
@@ -151,21 +152,45 @@ def render_sweep(recipe_path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_reproduction(reported: Path, rerun: Path) -> str:
+    """Whether ``rerun`` (a ``train-all`` of the same recipe, data and precision) reproduces the figures of
+    ``reported``: per task both hold, the rerun's mean within two of the reported standard deviations of
+    the reported mean (issue 28's rule; a reported std of 0 or none leaves no margin, and says so)."""
+    ours, theirs = (json.loads((run / "report.json").read_text())["tasks"] for run in (reported, rerun))
+    lines = ["| task | reported mean ± std (seeds) | rerun mean (seeds) | rerun − reported | reproduces |",
+             "|---|---|---|---|---|"]
+    verdicts = []
+    for name in [n for n in TASKS if n in ours and n in theirs]:
+        was, now = ours[name], theirs[name]
+        std = was.get("dev_score_std") or 0.0
+        gap = now["dev_score_mean"] - was["dev_score_mean"]
+        verdicts.append(abs(gap) <= 2 * std)
+        lines.append(f"| {TASKS[name].display_name} | {was['dev_score_mean']:.1f} ± {std:.1f} ({was.get('seeds', 1)}) "
+                     f"| {now['dev_score_mean']:.1f} ({now.get('seeds', 1)}) | {gap:+.1f} | "
+                     f"{'yes' if verdicts[-1] else 'no'}: {abs(gap):.1f} {'≤' if verdicts[-1] else '>'} 2 × {std:.1f} |")
+    lines += ["", f"{sum(verdicts)} of {len(verdicts)} tasks reproduce (rerun mean within 2 reported stds)."]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path)
     parser.add_argument("--command")
     parser.add_argument("--seeds-run", type=Path, help="print the fresh-seed table of this run folder instead")
     parser.add_argument("--sweep", type=Path, metavar="RECIPE", help="print the sweep table of this recipe file instead")
+    parser.add_argument("--reproduces", type=Path, nargs=2, metavar=("REPORTED_RUN", "RERUN"),
+                        help="print whether RERUN reproduces REPORTED_RUN's per-task means instead")
     args = parser.parse_args()
-    if args.sweep:
+    if args.reproduces:
+        sys.stdout.write(render_reproduction(*args.reproduces))
+    elif args.sweep:
         sys.stdout.write(render_sweep(args.sweep))
     elif args.seeds_run:
         sys.stdout.write(render_seeds(args.seeds_run))
     elif args.run and args.command:
         sys.stdout.write(render(args.run, args.command))
     else:
-        parser.error("give --run and --command, --seeds-run or --sweep")
+        parser.error("give --run and --command, --seeds-run, --sweep or --reproduces")
     return 0
 
 

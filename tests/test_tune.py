@@ -147,3 +147,26 @@ def test_the_sweep_table_shows_every_point_with_the_chosen_one_in_bold(tmp_path,
     assert rows == ["| 5e-5 | 3 | 32 | 0.1 | 0.1 | 58.5 ± 0.7 | 58.0, 59.0 |",
                     "| **1e-4** | **3** | **32** | **0.1** | **0.1** | **62.0 ± 2.8** | **60.0, 64.0** |"]
     assert "never on dev" in table and "10% held out (seed 2828)" in table
+
+
+def test_a_rerun_reproduces_the_tasks_whose_mean_is_within_two_reported_stds(tmp_path):
+    """``bench/results_doc.py --reproduces``: issue 28's rule that the committed recipe reproduces, applied to
+    two runs' report.json (the published three fresh seeds, and a rerun of the same recipe)."""
+    from bench.results_doc import render_reproduction
+
+    def run(name, tasks):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "report.json").write_text(json.dumps({"tasks": tasks}))
+        return folder
+
+    reported = run("reported", {"rte": {"dev_score_mean": 55.6, "dev_score_std": 1.1, "seeds": 3},
+                                "mrpc": {"dev_score_mean": 82.2, "dev_score_std": 0.9, "seeds": 3},
+                                "wnli": {"dev_score_mean": 46.5, "dev_score_std": 2.8, "seeds": 3}})
+    rerun = run("rerun", {"rte": {"dev_score_mean": 57.5, "dev_score_std": None, "seeds": 1},
+                          "mrpc": {"dev_score_mean": 80.0, "dev_score_std": None, "seeds": 1}})
+    table = render_reproduction(reported, rerun)
+    assert "| MRPC | 82.2 ± 0.9 (3) | 80.0 (1) | -2.2 | no: 2.2 > 2 × 0.9 |" in table
+    assert "| RTE | 55.6 ± 1.1 (3) | 57.5 (1) | +1.9 | yes: 1.9 ≤ 2 × 1.1 |" in table
+    assert "WNLI" not in table  # only the tasks both runs hold
+    assert table.rstrip().endswith("1 of 2 tasks reproduce (rerun mean within 2 reported stds).")
