@@ -165,9 +165,9 @@ def render_reproduction(reported: Path, rerun: Path) -> str:
         std = was.get("dev_score_std") or 0.0
         gap = now["dev_score_mean"] - was["dev_score_mean"]
         verdicts.append(abs(gap) <= 2 * std)
+        verdict = f"yes: {abs(gap):.1f} ≤" if verdicts[-1] else f"no: {abs(gap):.1f} >"
         lines.append(f"| {TASKS[name].display_name} | {was['dev_score_mean']:.1f} ± {std:.1f} ({was.get('seeds', 1)}) "
-                     f"| {now['dev_score_mean']:.1f} ({now.get('seeds', 1)}) | {gap:+.1f} | "
-                     f"{'yes' if verdicts[-1] else 'no'}: {abs(gap):.1f} {'≤' if verdicts[-1] else '>'} 2 × {std:.1f} |")
+                     f"| {now['dev_score_mean']:.1f} ({now.get('seeds', 1)}) | {gap:+.1f} | {verdict} 2 × {std:.1f} |")
     lines += ["", f"{sum(verdicts)} of {len(verdicts)} tasks reproduce (rerun mean within 2 reported stds)."]
     return "\n".join(lines) + "\n"
 
