@@ -15,7 +15,7 @@ import time
 
 import keras
 
-from glue_tf import checkpoints, metrics
+from glue_tf import checkpoints, evaluation, metrics
 
 
 def current_learning_rate(optimizer) -> float:
@@ -42,7 +42,11 @@ class _Scalars:
 
 
 class EpochTracker(keras.callbacks.Callback):
-    """Dev metrics after each epoch (run log and TensorBoard), best weights kept, state checkpointed."""
+    """Dev metrics after each epoch (run log and TensorBoard), best weights kept, state checkpointed.
+
+    ``best_predictions``: the dev predictions of the best epoch trained in this process (None if the best
+    came before a resume), which the seed keeps (:mod:`glue_tf.dev_predictions`) without a second dev pass.
+    """
 
     def __init__(self, task, predictor, dev, state_store, best_path, history, log, write, summary_dir=None):
         super().__init__()
@@ -51,13 +55,15 @@ class EpochTracker(keras.callbacks.Callback):
         self.history, self.log, self.write = history, log, write
         self.scalars = _Scalars(f"{summary_dir}/dev" if summary_dir and write else None)
         self.epoch_started = time.perf_counter()
+        self.best_predictions = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         train_seconds = time.perf_counter() - self.epoch_started
-        components = self.predictor.score(self.task, self.dev)
+        predictions = self.predictor.predictions(self.task, self.dev)
+        components = evaluation.score(self.task, self.dev, predictions)
         score = metrics.task_score(self.task, components)
         record = {
             "epoch": epoch + 1,
@@ -70,6 +76,7 @@ class EpochTracker(keras.callbacks.Callback):
         best = self.history.get("best_score")
         if best is None or score > best:
             self.history.update(best_score=score, best_epoch=epoch + 1)
+            self.best_predictions = predictions
             if self.write:
                 checkpoints.save_weights_atomically(self.model, self.best_path)
         self.scalars.write({f"epoch_dev_{name}": value for name, value in {**components, "score": score}.items()}, epoch)

@@ -18,26 +18,26 @@ from glue_tf.run_dir import RunDir
 FILE_NAME = "dev_predictions.npz"
 
 
-def keep(task, model, files, dev: dict, batch_size: int, write: bool) -> None:
-    """Predicts ``dev`` with the seed's best weights (``files``: its ``run_dir.SeedFiles``) and saves them once.
+def keep(task, model, files, dev: dict, predictor, write: bool, known: dict | None = None) -> None:
+    """Saves the dev predictions of the seed's best weights (``files``: its ``run_dir.SeedFiles``) once.
 
-    The model's weights are replaced by the best ones; the caller loads the
-    weights it exports afterwards. A seed whose file exists is not predicted again.
+    ``known``: those predictions, where this process trained the best epoch and so
+    computed them already (``callbacks.EpochTracker.best_predictions``). Otherwise
+    the best weights are loaded into ``model`` and ``predictor`` (a
+    :class:`glue_tf.evaluation.KerasScorer` of it) predicts ``dev``; the caller
+    loads the weights it exports afterwards. A seed whose file exists is not predicted again.
     """
-    from glue_tf import metrics
-    from glue_tf.evaluation import KerasScorer
-
     path = files.folder / FILE_NAME
     if not write or path.is_file():
         return
-    if files.best_weights.is_file():
-        model.load_weights(files.best_weights)
-    predictor = KerasScorer(model, batch_size)
+    if known is None:
+        if files.best_weights.is_file():
+            model.load_weights(files.best_weights)
+        known = predictor.predictions(task, dev)
     arrays = {}
     for split, encoded in dev.items():
-        arrays[f"{split}/idx"] = encoded.idx
-        arrays[f"{split}/labels"] = encoded.labels
-        arrays[f"{split}/predictions"] = metrics.predictions_from_outputs(task, {"logits": predictor.logits(encoded)})
+        arrays.update({f"{split}/idx": encoded.idx, f"{split}/labels": encoded.labels,
+                       f"{split}/predictions": known[split]})
     save(path, arrays)
 
 

@@ -35,10 +35,14 @@ class KerasScorer:
             logits[np.concatenate(plan)] = np.concatenate(outputs)
         return logits
 
-    def score(self, task: Task, dev: dict[str, features.EncodedSplit]) -> dict[str, float]:
-        """Score components of ``task`` (``Task.score_components`` keys, in points) on its dev splits."""
-        per_split = {}
-        for split, encoded in dev.items():
-            predictions = metrics.predictions_from_outputs(task, {"logits": self.logits(encoded)})
-            per_split[split] = metrics.compute_metrics(task, encoded.labels, predictions)
-        return metrics.score_components(task, per_split)
+    def predictions(self, task: Task, splits: dict[str, features.EncodedSplit]) -> dict[str, np.ndarray]:
+        """Each split's predictions as the official metrics read them (label ids, or STS-B scores)."""
+        return {split: metrics.predictions_from_outputs(task, {"logits": self.logits(encoded)})
+                for split, encoded in splits.items()}
+
+
+def score(task: Task, dev: dict[str, features.EncodedSplit], predictions: dict[str, np.ndarray]) -> dict[str, float]:
+    """Score components of ``task`` (``Task.score_components`` keys, in points) from its dev splits' predictions."""
+    per_split = {split: metrics.compute_metrics(task, encoded.labels, predictions[split])
+                 for split, encoded in dev.items()}
+    return metrics.score_components(task, per_split)

@@ -34,8 +34,20 @@ from glue_tf.task_model import TaskModel
 from glue_tf.tasks import Task
 
 
-def _fit_seed(task, cfg, train, dev, strategy, files: SeedFiles, chief: bool, log, verbose, loaded=None):
-    """Trains one seed with per-epoch dev evaluation and step/epoch checkpoints; returns its record.
+@dataclasses.dataclass
+class _SeedRun:
+    """One trained seed: its record, its model (the last epoch's weights), and the scorer that evaluated it."""
+
+    record: dict
+    model: object
+    backbone: object
+    preprocessor: object
+    predictor: KerasScorer
+
+
+def _fit_seed(task, cfg, train, dev, strategy, files: SeedFiles, chief: bool, log, verbose, loaded=None) -> _SeedRun:
+    """Trains one seed with per-epoch dev evaluation and step/epoch checkpoints, and keeps its best epoch's dev
+    predictions (:mod:`glue_tf.dev_predictions`).
 
     ``loaded``: a fresh ``(backbone, preprocessor)`` to use, else they are loaded again
     (every seed starts from the pretrained weights). A seed that finished before
@@ -46,12 +58,14 @@ def _fit_seed(task, cfg, train, dev, strategy, files: SeedFiles, chief: bool, lo
     recipe = TaskModel(task, cfg)
     built = recipe.build(recipe.total_steps(len(train), strategy.num_replicas_in_sync), strategy, loaded)
     model, backbone, preprocessor = built.model, built.backbone, built.preprocessor
+    predictor = KerasScorer(model, cfg.eval_batch_size)  # one traced forward pass for every dev and test split
     log(f"{task.name}: seed {cfg.seed}: {built.head_origin}")
     tensorboard_dir = str(files.tensorboard)
     if files.record.is_file() and files.best_weights.is_file():
         record = json.loads(files.record.read_text(encoding="utf-8"))
         log(f"{task.name}: seed {cfg.seed} already trained (dev score {record['best_score']:.2f}); not retrained")
-        return record, model, backbone, preprocessor
+        dev_predictions.keep(task, model, files, dev, predictor, chief)
+        return _SeedRun(record, model, backbone, preprocessor, predictor)
 
     state_store = checkpoints.TrainingState(files.checkpoint, writable=chief)
     with strategy.scope():
@@ -65,7 +79,6 @@ def _fit_seed(task, cfg, train, dev, strategy, files: SeedFiles, chief: bool, lo
         log(f"{task.name}: resuming from the checkpoint of epoch {first_epoch}{at} ({state_store.directory})")
 
     datasets, steps, efficiency = features.train_datasets(train, cfg, strategy, first_epoch, skip, model_lib.input_names(model))
-    predictor = KerasScorer(model, cfg.eval_batch_size)
     tracker = EpochTracker(task, predictor, dev, state_store, files.best_weights, history, log, chief, tensorboard_dir)
     stepper = StepCheckpoint(state_store, cfg.checkpoint_every, steps, history)
     logger = StepLogger(task.name, cfg.logging_steps, steps, cfg.batch_size, log, tensorboard_dir if chief else None)
@@ -93,7 +106,8 @@ def _fit_seed(task, cfg, train, dev, strategy, files: SeedFiles, chief: bool, lo
     }
     if chief:
         checkpoints.atomic_write_text(files.record, json.dumps(record, indent=2))
-    return record, model, backbone, preprocessor
+    dev_predictions.keep(task, model, files, dev, predictor, chief, tracker.best_predictions)
+    return _SeedRun(record, model, backbone, preprocessor, predictor)
 
 
 def _run_epochs(model, cfg, strategy, datasets, steps, first_epoch, skip, callbacks, step_counters, verbose,
@@ -152,6 +166,7 @@ class _Trained:
     model: object
     backbone: object
     preprocessor: object
+    predictor: KerasScorer  # of ``model``: its traced forward pass serves the test splits too
 
 
 def train_task(
@@ -228,18 +243,17 @@ def _train_seeds(task, cfg, prepared: _Prepared, strategy, chief, run: RunDir, l
         if seed != seeds[0]:
             keras.utils.set_random_seed(seed)
         files = run.seed_files(task.name, None if len(seeds) == 1 else seed)
-        record, model, backbone, preprocessor = _fit_seed(
+        seed_run = _fit_seed(
             task, dataclasses.replace(cfg, seed=seed), prepared.train, prepared.dev, strategy, files, chief, log,
             verbose, loaded,
         )
         loaded = None
-        dev_predictions.keep(task, model, files, prepared.dev, cfg.eval_batch_size, chief)
-        records.append(record)
-        if best is None or record["best_score"] > best[0]["best_score"]:
-            best = (record, files.best_weights)
+        records.append(seed_run.record)
+        if best is None or seed_run.record["best_score"] > best[0]["best_score"]:
+            best = (seed_run.record, files.best_weights)
     best_record, best_weights = best
     if best_weights.is_file():
-        model.load_weights(best_weights)  # the last seed's model, same architecture
+        seed_run.model.load_weights(best_weights)  # the last seed's model, same architecture
     summary = _seed_summary(task, records) if len(seeds) > 1 else {}
     if summary:
         log(
@@ -247,7 +261,8 @@ def _train_seeds(task, cfg, prepared: _Prepared, strategy, chief, run: RunDir, l
             f"± {summary['dev_score_std']:.2f}; exporting seed {best_record['seed']} "
             f"(dev score {best_record['best_score']:.2f})"
         )
-    return _Trained(records, best_record, summary, model, backbone, preprocessor)
+    return _Trained(records, best_record, summary, seed_run.model, seed_run.backbone, seed_run.preprocessor,
+                    seed_run.predictor)
 
 
 def _result_record(task, source, cfg, prepared: _Prepared, trained: _Trained, precision_used: dict,
@@ -315,8 +330,8 @@ def _publish(task, source, cfg, prepared: _Prepared, trained: _Trained, result: 
         log(f"{task.name}: exported {version_dir}" + (f" (seed {trained.best['seed']})" if cfg.seeds > 1 else "")
             + f" in {seconds['save']:.0f} s, signatures measured in {seconds['measure']:.0f} s")
     result["export"] = str(version_dir)
-    predictor = KerasScorer(model, cfg.eval_batch_size)
-    result["test_predictions"] = predict_test_splits(task, source, trained.preprocessor, predictor, run.root, log)
+    result["test_predictions"] = predict_test_splits(task, source, trained.preprocessor, trained.predictor, run.root,
+                                                     log)
 
 
 def _dev_examples(source: Source, task: Task, dev: dict) -> list[dict]:

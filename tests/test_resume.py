@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from glue_tf.tasks import TASKS
+from support import kept_predictions
 from support.glue_files import SIZES
 
 pytestmark = pytest.mark.slow
@@ -50,6 +52,8 @@ def test_killed_training_resumes_from_its_checkpoint(tiny_preset, glue_dir, tmp_
     result = json.loads((out / "work" / "sst2" / "result.json").read_text())
     assert [e["epoch"] for e in result["epochs"]] == [1, 2, 3]  # each epoch once, none repeated
     assert (out / "models" / "sst2" / "1" / "saved_model.pb").is_file()
+    # The best epoch may have come before the kill: its kept dev predictions are still the best weights'.
+    assert kept_predictions.components(TASKS["sst2"], out / "work" / "sst2") == pytest.approx(result["dev"])
 
 
 @pytest.mark.long

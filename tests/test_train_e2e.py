@@ -17,6 +17,7 @@ from glue_tf.exports import store
 from glue_tf.suite import train_all
 from glue_tf.tasks import TASKS
 from glue_tf.training import train_task
+from support import kept_predictions
 from support.glue_files import SIZES
 
 pytestmark = pytest.mark.slow
@@ -61,6 +62,8 @@ def test_train_evaluate_export_predict(tiny_preset, glue_dir, tmp_path, task_nam
         assert right >= 1 and right == pytest.approx(round(right))
     assert result["data"]["train_examples"] == 48 and result["data"]["dev_examples"] == {"validation": 48}
     assert 0.5 < result["padding_efficiency"] <= 1.0
+    # The dev predictions kept for intervals are the best epoch's (kept as it was scored), not the last one's.
+    assert kept_predictions.components(task, tmp_path / "work" / task_name) == pytest.approx(result["dev"])
 
     version = store.latest(tmp_path, task_name)
     assert version is not None and version.name == "1"
