@@ -68,16 +68,7 @@ def _fit_seed(task, cfg, train, dev, strategy, files: SeedFiles, chief: bool, lo
         return _SeedRun(record, model, backbone, preprocessor, predictor)
 
     state_store = checkpoints.TrainingState(files.checkpoint, writable=chief)
-    with strategy.scope():
-        state = state_store.restore(model)
-    history = {"epochs": [], "best_score": None, "best_epoch": None}
-    first_epoch, skip = 0, 0
-    if state:
-        first_epoch, skip = state["epoch"], state.get("step", 0)
-        history = {k: state[k] for k in history}
-        at = f", step {skip}" if skip else ""
-        log(f"{task.name}: resuming from the checkpoint of epoch {first_epoch}{at} ({state_store.directory})")
-
+    history, first_epoch, skip = _restore(task, model, strategy, state_store, log)
     datasets, steps, efficiency = features.train_datasets(train, cfg, strategy, first_epoch, skip, model_lib.input_names(model))
     tracker = EpochTracker(task, predictor, dev, state_store, files.best_weights, history, log, chief, tensorboard_dir)
     stepper = StepCheckpoint(state_store, cfg.checkpoint_every, steps, history)
@@ -108,6 +99,20 @@ def _fit_seed(task, cfg, train, dev, strategy, files: SeedFiles, chief: bool, lo
         checkpoints.atomic_write_text(files.record, json.dumps(record, indent=2))
     dev_predictions.keep(task, model, files, dev, predictor, chief, tracker.best_predictions)
     return _SeedRun(record, model, backbone, preprocessor, predictor)
+
+
+def _restore(task, model, strategy, state_store, log) -> tuple[dict, int, int]:
+    """``(history, first_epoch, skip)``: where an interrupted seed resumes (its last checkpoint, restored into
+    ``model``), or a fresh start."""
+    with strategy.scope():
+        state = state_store.restore(model)
+    history = {"epochs": [], "best_score": None, "best_epoch": None}
+    if not state:
+        return history, 0, 0
+    first_epoch, skip = state["epoch"], state.get("step", 0)
+    at = f", step {skip}" if skip else ""
+    log(f"{task.name}: resuming from the checkpoint of epoch {first_epoch}{at} ({state_store.directory})")
+    return {k: state[k] for k in history}, first_epoch, skip
 
 
 def _run_epochs(model, cfg, strategy, datasets, steps, first_epoch, skip, callbacks, step_counters, verbose,
