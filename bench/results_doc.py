@@ -156,12 +156,12 @@ def render_reproduction(reported: Path, rerun: Path) -> str:
     """Whether ``rerun`` (a ``train-all`` of the same recipe, data and precision) reproduces the figures of
     ``reported``: per task both hold, the rerun's mean within two of the reported standard deviations of
     the reported mean (issue 28's rule; a reported std of 0 or none leaves no margin, and says so)."""
-    ours, theirs = (json.loads((run / "report.json").read_text())["tasks"] for run in (reported, rerun))
+    reported_tasks, rerun_tasks = (json.loads((run / "report.json").read_text())["tasks"] for run in (reported, rerun))
     lines = ["| task | reported mean ± std (seeds) | rerun mean (seeds) | rerun − reported | reproduces |",
              "|---|---|---|---|---|"]
     verdicts = []
-    for name in [n for n in TASKS if n in ours and n in theirs]:
-        was, now = ours[name], theirs[name]
+    for name in [n for n in TASKS if n in reported_tasks and n in rerun_tasks]:
+        was, now = reported_tasks[name], rerun_tasks[name]
         std = was.get("dev_score_std") or 0.0
         gap = now["dev_score_mean"] - was["dev_score_mean"]
         verdicts.append(abs(gap) <= 2 * std)

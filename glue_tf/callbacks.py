@@ -51,6 +51,7 @@ class EpochTracker(keras.callbacks.Callback):
     def __init__(self, task, predictor, dev, state_store, best_path, history, log, write, summary_dir=None):
         super().__init__()
         self.task, self.predictor, self.dev = task, predictor, dev
+        self.labels = {split: encoded.labels for split, encoded in dev.items()}
         self.state_store, self.best_path = state_store, best_path
         self.history, self.log, self.write = history, log, write
         self.scalars = _Scalars(f"{summary_dir}/dev" if summary_dir and write else None)
@@ -63,7 +64,7 @@ class EpochTracker(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         train_seconds = time.perf_counter() - self.epoch_started
         predictions = self.predictor.predictions(self.task, self.dev)
-        components = evaluation.score(self.task, self.dev, predictions)
+        components = evaluation.score(self.task, self.labels, predictions)
         score = metrics.task_score(self.task, components)
         record = {
             "epoch": epoch + 1,

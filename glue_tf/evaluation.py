@@ -41,8 +41,9 @@ class KerasScorer:
                 for split, encoded in splits.items()}
 
 
-def score(task: Task, dev: dict[str, features.EncodedSplit], predictions: dict[str, np.ndarray]) -> dict[str, float]:
-    """Score components of ``task`` (``Task.score_components`` keys, in points) from its dev splits' predictions."""
-    per_split = {split: metrics.compute_metrics(task, encoded.labels, predictions[split])
-                 for split, encoded in dev.items()}
+def score(task: Task, labels: dict[str, np.ndarray], predictions: dict[str, np.ndarray]) -> dict[str, float]:
+    """Score components of ``task`` (``Task.score_components`` keys, in points) from each dev split's labels and
+    predictions: as an epoch scores them, and as the seed's kept predictions (:mod:`glue_tf.dev_predictions`)
+    score again."""
+    per_split = {split: metrics.compute_metrics(task, labels[split], predictions[split]) for split in labels}
     return metrics.score_components(task, per_split)

@@ -379,7 +379,7 @@ def predict_test_splits(task: Task, source: Source, preprocessor, predictor: Ker
         if split not in source.available_splits(task):
             continue
         encoded = features.encode(source.load(task, split), task, preprocessor)
-        predictions = metrics.predictions_from_outputs(task, {"logits": predictor.logits(encoded)})
+        predictions = predictor.predictions(task, {split: encoded})[split]
         path = write_predictions(out_dir, task, split, encoded.idx, predictions)
         written[split] = str(path)
         log(f"{task.name}: predicted {len(encoded)} {split} examples -> {path}")

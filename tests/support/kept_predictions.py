@@ -1,10 +1,10 @@
 """What a seed's kept dev predictions (:mod:`glue_tf.dev_predictions`) score, to hold them against its record."""
 
-from glue_tf import dev_predictions, metrics
+from glue_tf import dev_predictions, evaluation
 
 
 def components(task, seed_folder) -> dict[str, float]:
     """The task's score components (points) of the predictions kept in ``seed_folder``."""
     kept = dev_predictions.load(seed_folder / dev_predictions.FILE_NAME)
-    return metrics.score_components(task, {split: metrics.compute_metrics(task, rows["labels"], rows["predictions"])
-                                           for split, rows in kept.items()})
+    return evaluation.score(task, {split: rows["labels"] for split, rows in kept.items()},
+                            {split: rows["predictions"] for split, rows in kept.items()})
