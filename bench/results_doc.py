@@ -13,6 +13,7 @@ comes from the run's report.json and run.log.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import platform
 import re
@@ -127,29 +128,53 @@ def render_seeds(run: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_sweep(recipe_path: Path) -> str:
-    """``glue-tf tune``'s table from the recipe it wrote: per task, every grid point's held-out mean ± std and
-    each seed's score, the chosen point in bold; then how the points were chosen, as the recipe records it."""
-    recipe = json.loads(recipe_path.read_text())
+def render_sweep(path: Path) -> str:
+    """``glue-tf tune``'s table: per task, every grid point's held-out mean ± std and each seed's score, and the
+    CPUs they ran on. From the recipe the sweep wrote, the chosen point in bold and how it was chosen; from a
+    sweep folder (``sweeps/<backbone-name>``) while it runs, the points finished so far, nothing chosen yet."""
+    if path.is_dir():
+        tasks = _finished_points(path)
+        selection = f"not yet made: the points finished so far in {path}"
+    else:
+        recipe = json.loads(path.read_text())
+        tasks = {name: {**entry, "seeds": entry["sweep"]["seeds"]} for name, entry in recipe["tasks"].items()}
+        selection = recipe.get("selection", "?")
     lines = []
-    for name, entry in sorted(recipe["tasks"].items(), key=lambda item: list(TASKS).index(item[0])):
-        seeds = entry["sweep"]["seeds"]
-        lines += [f"**{TASKS[name].display_name}**: {len(entry['points'])} points x {len(seeds)} seeds "
-                  f"({', '.join(map(str, seeds))}), {entry['precision']}; held-out score in points", "",
+    for name, entry in sorted(tasks.items(), key=lambda item: list(TASKS).index(item[0])):
+        lines += [f"**{TASKS[name].display_name}**: {len(entry['points'])} points x {len(entry['seeds'])} seeds "
+                  f"({', '.join(map(str, entry['seeds']))}), {entry['precision']}; held-out score in points", "",
                   "| learning rate | epochs | batch | warm-up | dropout | held-out mean ± std | each seed |",
                   "|---|---|---|---|---|---|---|"]
         for point in entry["points"]:
-            chosen = all(point[f] == entry[f] for f in RECIPE_FIELDS)
+            chosen = all(point[f] == entry.get(f) for f in RECIPE_FIELDS)
             cells = [f"{point['learning_rate']:.0e}".replace("e-0", "e-"), str(point["epochs"]),
                      str(point["batch_size"]), f"{point['warmup_fraction']:g}", f"{point['dropout']:g}",
                      f"{point['mean']:.1f} ± {point['std']:.1f}",
                      ", ".join(f"{score:.1f}" for score in point["scores"])]
             lines.append("| " + " | ".join(f"**{c}**" if chosen else c for c in cells) + " |")
-        lines.append("")
-    machine = recipe.get("machine", {})
-    lines.append(f"Selection: {recipe.get('selection', '?')}. Machine: {machine.get('cpu', '?')}, "
-                 f"{machine.get('cores', '?')} cores.")
+        ran_on = collections.Counter(_machine_words(point.get("machine")) for point in entry["points"])
+        lines += ["", "Ran on " + "; ".join(f"{words}: {n} of the points" for words, n in ran_on.items()) + ".", ""]
+    lines.append(f"Selection: {selection}.")
     return "\n".join(lines) + "\n"
+
+
+def _finished_points(sweep: Path) -> dict:
+    """Per task, the ``point.json`` records under a sweep folder, in the grid's order, shaped like a recipe's
+    entries (their seeds and precision as the first record gives them)."""
+    tasks = {}
+    for record_path in sorted(sweep.glob("*/*/point.json")):
+        tasks.setdefault(record_path.parent.parent.name, []).append(json.loads(record_path.read_text()))
+    return {name: {"points": sorted(points, key=lambda point: tuple(point[f] for f in RECIPE_FIELDS)),
+                   "seeds": points[0]["seeds"],
+                   "precision": points[0]["precision"]} for name, points in tasks.items()}
+
+
+def _machine_words(machine: dict | None) -> str:
+    """A point's CPU as glue_tf.cpu.describe recorded it, in words."""
+    if not machine:
+        return "a machine its record does not name"
+    return (f"{machine['cpu']} (family {machine['family']}, model {machine['model']}; "
+            f"{', '.join(machine['vector_flags'])}; {machine['cores']} cores)")
 
 
 def render_reproduction(reported: Path, rerun: Path) -> str:
@@ -177,7 +202,8 @@ def main() -> int:
     parser.add_argument("--run", type=Path)
     parser.add_argument("--command")
     parser.add_argument("--seeds-run", type=Path, help="print the fresh-seed table of this run folder instead")
-    parser.add_argument("--sweep", type=Path, metavar="RECIPE", help="print the sweep table of this recipe file instead")
+    parser.add_argument("--sweep", type=Path, metavar="RECIPE_OR_SWEEP",
+                        help="print the sweep table of this recipe file, or of a sweep folder's finished points, instead")
     parser.add_argument("--reproduces", type=Path, nargs=2, metavar=("REPORTED_RUN", "RERUN"),
                         help="print whether RERUN reproduces REPORTED_RUN's per-task means instead")
     args = parser.parse_args()

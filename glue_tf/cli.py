@@ -151,10 +151,11 @@ def _cmd_submit(args) -> int:
 
 def _cmd_tune(args) -> int:
     from glue_tf import config_flags
-    from glue_tf.tune import tune
+    from glue_tf.tune import default_out, tune
 
     grid = {field: [kind(v) for v in getattr(args, f"grid_{field}").split(",")] for field, kind in _GRID_TYPES.items()}
-    recipe = tune(_source(args), config_flags.config_from_args(args), parse_task_list(args.tasks), grid, args.out,
+    config = config_flags.config_from_args(args)
+    recipe = tune(_source(args), config, parse_task_list(args.tasks), grid, args.out or default_out(config.backbone),
                   args.recipe_out)
     print(json.dumps({name: {f: entry[f] for f in _GRID_TYPES} for name, entry in recipe["tasks"].items()}))
     return 0
@@ -185,7 +186,8 @@ def _add_tune_parser(commands) -> None:
     for field in _GRID_TYPES:
         grid.add_argument(f"--grid-{field.replace('_', '-')}", default=",".join(map(str, DEFAULT_GRID[field])),
                           help=f"default: {','.join(map(str, DEFAULT_GRID[field]))}")
-    tune.add_argument("--out", default="runs/tune", help="the sweep's working folder (default: runs/tune)")
+    tune.add_argument("--out", default=None, help="the sweep's working folder (default: sweeps/<backbone-name>, "
+                                                  "whose point records are committed)")
     tune.add_argument("--recipe-out", default=None, help="default: recipes/<backbone-name>.json")
     tune.set_defaults(func=_cmd_tune, seed=SEED, seeds=SEEDS)
 

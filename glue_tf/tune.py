@@ -18,6 +18,12 @@ KerasTuner's and buy nothing a grid of at most a dozen points needs.
 Resume: a point whose ``point.json`` exists is skipped; an interrupted one
 resumes from its seeds' checkpoints. A finished point keeps its seeds' records
 and held-out predictions, and drops its export and checkpoints (disk).
+
+A sweep of many CPU-hours may span machines (``sweeps/<backbone>/`` commits the
+``point.json`` records, so another machine resumes at the next point). So a
+record holds the settings it ran with, the precision as it ran included, and is
+reused only under the same ones: ``--precision auto`` gives bfloat16 on one
+CPU and float32 on another, and one sweep must not select among both.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from glue_tf import checkpoints, held_out, recipes
+from glue_tf import checkpoints, cpu, held_out, precision, recipes
 from glue_tf.config import TrainConfig
 from glue_tf.data.sources import Source
 from glue_tf.run_dir import RunDir
@@ -53,6 +59,8 @@ DEFAULT_GRID = {
 # The sweep's seeds start here, far from train-all's default --seed 42, so reported figures come from fresh seeds.
 SEED = 1000
 SEEDS = 3
+# TrainConfig fields that cannot change what a point scores: left out of the settings a record is reused under.
+_BOOKKEEPING = ("checkpoint_every", "logging_steps", "measure_export", "recipe")
 
 
 def points(grid: dict[str, list]) -> list[dict]:
@@ -75,24 +83,50 @@ def select(scored: list[dict]) -> dict:
     return min(enumerate(scored), key=lambda item: (-item[1]["mean"], item[1]["std"], item[0]))[1]
 
 
-def _run_point(task: Task, source: Source, config: TrainConfig, point: dict, folder: Path, log) -> dict:
-    """Trains one point's seeds (resuming), returns its record; a finished point's record is read back."""
+def default_out(backbone: str) -> Path:
+    """``sweeps/<backbone-name>``: the sweep's folder, beside the recipe it selects; its records are committed."""
+    from glue_tf.config import project_root
+
+    return project_root() / "sweeps" / recipes.backbone_name(backbone)
+
+
+def settings(config: TrainConfig, policy: str) -> dict:
+    """What a point's score depends on besides its recipe fields: the fixed config, with ``precision``
+    the Keras policy it runs in (not ``auto``, which each machine decides for itself)."""
+    fixed = {k: v for k, v in config.to_dict().items() if k not in (*recipes.RECIPE_FIELDS, *_BOOKKEEPING)}
+    return {**fixed, "precision": policy}
+
+
+def _run_point(task: Task, source: Source, config: TrainConfig, fixed: dict, point: dict, folder: Path, log) -> dict:
+    """Trains one point's seeds (resuming), returns its record; a finished point's record is read back if it ran
+    under the ``fixed`` settings."""
     from glue_tf.training import train_task
 
     record_path = folder / "point.json"
     if record_path.is_file():
         record = json.loads(record_path.read_text(encoding="utf-8"))
+        _check_same_settings(record_path, record.get("settings", {}), fixed)
         log(f"tune {task.name} {point_name(point)}: done before ({record['mean']:.2f} ± {record['std']:.2f})")
         return record
     result = train_task(task, source, dataclasses.replace(config, **point), folder, log=log, verbose=0)
     scores = [s["best_score"] for s in result["seeds"]]
     record = {**point, "seeds": [s["seed"] for s in result["seeds"]], "scores": scores,
               "mean": float(np.mean(scores)), "std": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,
-              "precision": result["precision"]["policy"]}
+              "precision": result["precision"]["policy"], "settings": fixed, "machine": cpu.describe()}
     checkpoints.atomic_write_text(record_path, json.dumps(record, indent=2))
     _drop_bulk(folder, task.name)
     log(f"tune {task.name} {point_name(point)}: held-out score {record['mean']:.2f} ± {record['std']:.2f}")
     return record
+
+
+def _check_same_settings(record_path: Path, recorded: dict, wanted: dict) -> None:
+    """Refuses a finished point that ran under other settings than this sweep's (another precision, say)."""
+    differ = sorted(k for k in recorded.keys() | wanted.keys() if recorded.get(k) != wanted.get(k))
+    if differ:
+        ran = ", ".join(f"{k}={recorded.get(k)!r}" for k in differ)
+        now = ", ".join(f"{k}={wanted.get(k)!r}" for k in differ)
+        raise recipes.RecipeError(f"{record_path} ran with {ran}; this sweep has {now}. One sweep selects among "
+                                  "points run alike: give the same settings (--precision float32, say), or another --out")
 
 
 def _drop_bulk(folder: Path, task_name: str) -> None:
@@ -123,15 +157,17 @@ def tune(source: Source, config: TrainConfig, tasks: list[Task], grid: dict[str,
     recipe_path = Path(recipe_path) if recipe_path else recipes.path_for(config.backbone)
     recipe = {"tasks": {}}
     grid_points = points(grid)
+    fixed = settings(config, precision.resolve(config.precision, precision.Machine.detect())[0])
     for task in tasks:
         log(f"tune {task.name}: {len(grid_points)} points x {config.seeds} seeds on {sliced.describe()}")
-        scored = [_run_point(task, sliced, config, p, out_dir / task.name / point_name(p), log) for p in grid_points]
+        scored = [_run_point(task, sliced, config, fixed, p, out_dir / task.name / point_name(p), log)
+                  for p in grid_points]
         best = select(scored)
         entry = {
             **{f: best[f] for f in recipes.RECIPE_FIELDS},
             "held_out_score_mean": best["mean"], "held_out_score_std": best["std"],
-            "precision": best["precision"], "points": scored,
-            "sweep": {"seeds": recipes.seeds_of(config), "grid": grid},
+            "precision": best["precision"], "points": [{k: v for k, v in p.items() if k != "settings"} for p in scored],
+            "sweep": {"seeds": recipes.seeds_of(config), "grid": grid, "settings": fixed},
         }
         log(f"tune {task.name}: chose {point_name(best)} ({best['mean']:.2f} ± {best['std']:.2f})")
         recipe = _write_task(recipe_path, task.name, entry, _provenance(config, sliced))
@@ -161,15 +197,11 @@ def _write_task(recipe_path: Path, task_name: str, entry: dict, provenance: dict
 
 
 def _provenance(config: TrainConfig, sliced: held_out.HeldOutSource) -> dict:
-    """What a reader needs to trust the recipe: the backbone, how it was selected, the machine (each task's
-    entry holds its own sweep's grid and seeds)."""
-    from glue_tf import cpu
-
+    """What a reader needs to trust the recipe: the backbone and how it was selected (each task's entry holds its
+    own sweep's grid, seeds and settings, and each point the machine it ran on: a sweep may span machines)."""
     return {
         "backbone": config.backbone,
         "selection": (f"per task, the grid point with the best mean held-out task score over "
                       f"{config.seeds} seeds; scored on {sliced.describe()}, never on dev"),
         "held_out": {"fraction": sliced.fraction, "seed": sliced.seed},
-        "base_config": {k: v for k, v in config.to_dict().items() if k not in recipes.RECIPE_FIELDS},
-        "machine": {"cpu": cpu.model_name(), "cores": os.cpu_count()},
     }

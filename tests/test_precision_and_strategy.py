@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from glue_tf import distribute, precision
+from glue_tf import cpu, distribute, precision
 from glue_tf.precision import Gpu, Machine
 
 MIRRORED_STEP = Path(__file__).parent / "support" / "mirrored_step.py"
@@ -28,6 +28,18 @@ def test_auto_picks_bfloat16_only_where_the_cpu_has_it():
     assert precision.resolve("mixed_float16", CPU) == ("mixed_float16", "requested")
     with pytest.raises(ValueError, match="--precision='int8': expected one of auto, float32, bfloat16, float16"):
         precision.resolve("int8", CPU)
+
+
+def test_a_cpu_is_described_by_its_family_model_and_vector_flags(tmp_path, monkeypatch):
+    """Sweep records name the CPU each point ran on; KVM guests all read "AMD EPYC", so the numbers and flags
+    tell them apart, and ``model`` must not read the ``model name`` line."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n"
+                       "flags\t\t: fpu sse2 avx2 fma avx512f avx512_bf16 avx512_vnni\n\nprocessor\t: 1\nmodel\t\t: 99\n")
+    monkeypatch.setattr(cpu, "CPUINFO", str(cpuinfo))
+    described = cpu.describe()
+    assert described["cpu"] == "AMD EPYC" and (described["family"], described["model"]) == ("25", "17")
+    assert described["vector_flags"] == ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"]
 
 
 def test_auto_on_gpus_is_bfloat16_from_ampere_on_else_float16_with_loss_scaling():

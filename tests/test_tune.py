@@ -50,7 +50,8 @@ def test_tune_writes_the_recipe_and_resumes_without_retraining(tmp_path, small_g
     assert entry["learning_rate"] == best["learning_rate"] and entry["held_out_score_mean"] == best["mean"]
     assert all(p["seeds"] == [1000, 1001] and len(p["scores"]) == 2 and p["precision"] == "float32"
                for p in entry["points"])
-    assert entry["sweep"] == {"seeds": [1000, 1001], "grid": grid} and recipe["held_out"]["fraction"] == 0.1
+    assert entry["sweep"] == {"seeds": [1000, 1001], "grid": grid, "settings": tune.settings(config, "float32")}
+    assert recipe["held_out"]["fraction"] == 0.1
     assert json.loads(recipe_path.read_text()) == recipe
     point = tmp_path / "sweep" / "rte" / tune.point_name(entry["points"][0])
     assert not (point / "models").exists()  # a finished point keeps its records, not its export
@@ -60,9 +61,36 @@ def test_tune_writes_the_recipe_and_resumes_without_retraining(tmp_path, small_g
     assert "done before" in (tmp_path / "sweep" / "tune.log").read_text()
 
 
+def test_a_finished_point_is_reused_only_under_the_settings_it_ran_with(tmp_path, small_glue_dir):
+    """sweeps/<backbone>/ carries finished points to the next machine: there a record is read back, not retrained,
+    unless it ran under other settings (bfloat16 where this sweep runs float32), which one selection must not mix."""
+    config = TrainConfig(seed=tune.SEED, seeds=2, precision="float32")
+    grid = {f: [v[0]] for f, v in tune.DEFAULT_GRID.items()}
+    point = tune.points(grid)[0]
+    folder = tmp_path / "sweep" / "rte" / tune.point_name(point)
+    folder.mkdir(parents=True)
+    record = {**point, "seeds": [1000, 1001], "scores": [60.0, 62.0], "mean": 61.0, "std": 1.41,
+              "precision": "float32", "settings": tune.settings(config, "float32")}
+    (folder / "point.json").write_text(json.dumps(record))
+    recipe = tune.tune(TsvSource(small_glue_dir), config, [TASKS["rte"]], grid, tmp_path / "sweep",
+                       tmp_path / "recipe.json")  # no backbone loads: the record is the point
+    entry = recipe["tasks"]["rte"]
+    assert entry["held_out_score_mean"] == 61.0 and entry["sweep"]["settings"] == record.pop("settings")
+    assert entry["points"] == [record]  # the settings once per task, not per point
+    refused = (rf"{folder / 'point.json'} ran with precision='float32'; "
+               r"this sweep has precision='mixed_bfloat16'\. One sweep selects among points run alike")
+    with pytest.raises(recipes.RecipeError, match=refused):
+        tune.tune(TsvSource(small_glue_dir), dataclasses.replace(config, precision="bfloat16"), [TASKS["rte"]], grid,
+                  tmp_path / "sweep", tmp_path / "recipe.json")
+    with pytest.raises(recipes.RecipeError, match=r"ran with max_seq_length=128, seeds=2; this sweep has "
+                                                  r"max_seq_length=64, seeds=3\."):
+        tune.tune(TsvSource(small_glue_dir), dataclasses.replace(config, seeds=3, max_seq_length=64), [TASKS["rte"]],
+                  grid, tmp_path / "sweep", tmp_path / "recipe.json")
+
+
 def test_a_sweep_stopped_in_its_second_task_keeps_the_first_task_s_recipe(tmp_path, small_glue_dir, monkeypatch):
     """Each task's recipe is written when its grid ends: a sweep of many CPU-hours loses only the task it was in."""
-    def run_point(task, source, config, point, folder, log):
+    def run_point(task, source, config, fixed, point, folder, log):
         if task.name == "wnli":
             raise KeyboardInterrupt  # killed inside WNLI's grid
         return {**point, "seeds": [1000], "scores": [61.0], "mean": 61.0, "std": 0.0, "precision": "float32"}
@@ -83,7 +111,7 @@ def test_two_sweeps_side_by_side_keep_each_other_s_tasks(tmp_path, small_glue_di
     write back the recipe as it read it at its start, without the other's task."""
     recipe_path, grid = tmp_path / "recipe.json", {f: [v[0]] for f, v in tune.DEFAULT_GRID.items()}
 
-    def run_point(task, source, config, point, folder, log):
+    def run_point(task, source, config, fixed, point, folder, log):
         if task.name == "rte":  # while RTE's grid runs, the other sweep finishes WNLI and writes it
             tune.tune(TsvSource(small_glue_dir), dataclasses.replace(config, seed=2000), [TASKS["wnli"]], grid,
                       tmp_path / "other", recipe_path)
@@ -130,11 +158,12 @@ def test_the_sweep_table_shows_every_point_with_the_chosen_one_in_bold(tmp_path,
     from bench.results_doc import render_sweep
 
     scores = {1e-4: [60.0, 64.0], 5e-5: [58.0, 59.0]}
+    avx2 = {"cpu": "AMD EPYC", "family": "25", "model": "1", "vector_flags": ["avx2", "fma"], "cores": 2}
 
-    def run_point(task, source, config, point, folder, log):
+    def run_point(task, source, config, fixed, point, folder, log):
         got = scores[point["learning_rate"]]
         return {**point, "seeds": [1000, 1001], "scores": got, "mean": sum(got) / 2,
-                "std": abs(got[0] - got[1]) / 2 ** 0.5, "precision": "float32"}
+                "std": abs(got[0] - got[1]) / 2 ** 0.5, "precision": "float32", "machine": avx2}
 
     monkeypatch.setattr(tune, "_run_point", run_point)
     grid = {**{f: [v[0]] for f, v in tune.DEFAULT_GRID.items()}, "learning_rate": [5e-5, 1e-4]}
@@ -147,6 +176,27 @@ def test_the_sweep_table_shows_every_point_with_the_chosen_one_in_bold(tmp_path,
     assert rows == ["| 5e-5 | 3 | 32 | 0.1 | 0.1 | 58.5 ± 0.7 | 58.0, 59.0 |",
                     "| **1e-4** | **3** | **32** | **0.1** | **0.1** | **62.0 ± 2.8** | **60.0, 64.0** |"]
     assert "never on dev" in table and "10% held out (seed 2828)" in table
+    assert "Ran on AMD EPYC (family 25, model 1; avx2, fma; 2 cores): 2 of the points." in table
+
+
+def test_a_running_sweep_s_table_shows_its_finished_points_in_grid_order_with_none_chosen(tmp_path):
+    """``bench/results_doc.py --sweep sweeps/<backbone>``: what a sweep spanning sessions has so far, from its
+    committed point records, before any recipe exists."""
+    from bench.results_doc import render_sweep
+
+    for learning_rate, scores in ((1e-4, [60.0, 64.0]), (5e-5, [58.0, 59.0])):
+        point = {**{f: v[0] for f, v in tune.DEFAULT_GRID.items()}, "learning_rate": learning_rate}
+        folder = tmp_path / "rte" / tune.point_name(point)
+        folder.mkdir(parents=True)
+        (folder / "point.json").write_text(json.dumps({**point, "seeds": [1000, 1001], "scores": scores,
+                                                       "mean": sum(scores) / 2, "std": abs(scores[0] - scores[1]) / 2 ** 0.5,
+                                                       "precision": "float32"}))
+    table = render_sweep(tmp_path)
+    assert "**RTE**: 2 points x 2 seeds (1000, 1001), float32" in table and "**" not in table.split("float32")[1]
+    assert [line for line in table.splitlines() if line.startswith("| 5e-5") or line.startswith("| 1e-4")] == [
+        "| 5e-5 | 3 | 32 | 0.1 | 0.1 | 58.5 ± 0.7 | 58.0, 59.0 |", "| 1e-4 | 3 | 32 | 0.1 | 0.1 | 62.0 ± 2.8 | 60.0, 64.0 |"]
+    assert "Ran on a machine its record does not name: 2 of the points." in table
+    assert f"Selection: not yet made: the points finished so far in {tmp_path}." in table
 
 
 def test_a_rerun_reproduces_the_tasks_whose_mean_is_within_two_reported_stds(tmp_path):
