@@ -163,15 +163,13 @@ class _Prepared:
 
 @dataclasses.dataclass
 class _Trained:
-    """Step 2's output: every seed's record, the best one, and a model holding the best weights."""
+    """Step 2's output: every seed's record, the best one, and the last seed's run, whose model now holds the
+    best seed's best weights (its scorer's traced forward pass serves the test splits too)."""
 
     records: list[dict]
     best: dict
     summary: dict  # mean and std over seeds (_seed_summary); empty for one seed
-    model: object
-    backbone: object
-    preprocessor: object
-    predictor: KerasScorer  # of ``model``: its traced forward pass serves the test splits too
+    holder: _SeedRun
 
 
 def train_task(
@@ -266,8 +264,7 @@ def _train_seeds(task, cfg, prepared: _Prepared, strategy, chief, run: RunDir, l
             f"± {summary['dev_score_std']:.2f}; exporting seed {best_record['seed']} "
             f"(dev score {best_record['best_score']:.2f})"
         )
-    return _Trained(records, best_record, summary, seed_run.model, seed_run.backbone, seed_run.preprocessor,
-                    seed_run.predictor)
+    return _Trained(records, best_record, summary, seed_run)
 
 
 def _result_record(task, source, cfg, prepared: _Prepared, trained: _Trained, precision_used: dict,
@@ -305,9 +302,9 @@ def _result_record(task, source, cfg, prepared: _Prepared, trained: _Trained, pr
         "wall_seconds": None,
         "backbone": {
             **provenance.backbone_origin(cfg.backbone, backbones.local_folder(cfg.backbone)),
-            "class": type(trained.backbone).__name__,
-            "vocabulary_size": int(trained.preprocessor.tokenizer.vocabulary_size()),
-            "parameters": int(trained.backbone.count_params()),
+            "class": type(trained.holder.backbone).__name__,
+            "vocabulary_size": int(trained.holder.preprocessor.tokenizer.vocabulary_size()),
+            "parameters": int(trained.holder.backbone.count_params()),
         },
     }
 
@@ -322,20 +319,20 @@ def _dev_interval(task: Task, run: RunDir, result: dict) -> dict:
 
 def _publish(task, source, cfg, prepared: _Prepared, trained: _Trained, result: dict, run: RunDir, log) -> None:
     """Exports the best weights (unless a version holds them already) and predicts the test splits."""
-    model = trained.model
+    model, preprocessor = trained.holder.model, trained.holder.preprocessor
     digest = export.weights_digest(model)
     version_dir = store.latest_holding(run.root, task.name, digest)
     if version_dir is not None:
         log(f"{task.name}: {version_dir} already holds these weights; not exported again")
     else:
         measured_on = _dev_examples(source, task, prepared.dev) if cfg.measure_export else None
-        version_dir = export.export(model, trained.preprocessor, task, run.root, metadata=_metadata(result),
+        version_dir = export.export(model, preprocessor, task, run.root, metadata=_metadata(result),
                                     digest=digest, dev_examples=measured_on)
         seconds = store.read_metadata(version_dir)["export_seconds"]
         log(f"{task.name}: exported {version_dir}" + (f" (seed {trained.best['seed']})" if cfg.seeds > 1 else "")
             + f" in {seconds['save']:.0f} s, signatures measured in {seconds['measure']:.0f} s")
     result["export"] = str(version_dir)
-    result["test_predictions"] = predict_test_splits(task, source, trained.preprocessor, trained.predictor, run.root,
+    result["test_predictions"] = predict_test_splits(task, source, preprocessor, trained.holder.predictor, run.root,
                                                      log)
 
 
