@@ -141,7 +141,8 @@ def render_sweep(path: Path) -> str:
         selection = recipe.get("selection", "?")
     lines = []
     for name, entry in sorted(tasks.items(), key=lambda item: list(TASKS).index(item[0])):
-        lines += [f"**{TASKS[name].display_name}**: {len(entry['points'])} points x {len(entry['seeds'])} seeds "
+        count = len(entry["points"])
+        lines += [f"**{TASKS[name].display_name}**: {count} point{'s' * (count != 1)} x {len(entry['seeds'])} seeds "
                   f"({', '.join(map(str, entry['seeds']))}), {entry['precision']}; held-out score in points", "",
                   "| learning rate | epochs | batch | warm-up | dropout | held-out mean ± std | each seed |",
                   "|---|---|---|---|---|---|---|"]
