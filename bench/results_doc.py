@@ -5,7 +5,7 @@ trainer, same MiniLM checkpoint and data, on this machine); every number of ours
 comes from the run's report.json and run.log.
 
     python -m bench.results_doc --run runs/minilm-full --command "make train-all ..." > docs/RESULTS.md
-    python -m bench.results_doc --seeds-run runs/seeds42   # the fresh-seed table (mean ± std, intervals)
+    python -m bench.results_doc --seeds-run runs/seeds42   # the fresh-seed table (mean ± std, intervals; runs...)
     python -m bench.results_doc --sweep recipes/all-minilm-l6-v2.json   # glue-tf tune's table, per task
     python -m bench.results_doc --reproduces runs/recipe42 runs/rerun   # does a rerun of the recipe reproduce?
 """
@@ -95,15 +95,23 @@ def hugging_face_score(name: str) -> float | None:
     return task_score(TASKS[name], HUGGING_FACE[name][0]) if name in HUGGING_FACE else None
 
 
-def render_seeds(run: Path) -> str:
-    """A run's per-task mean ± std over its seeds, the bootstrap interval, each seed's score and Hugging Face's
+def render_seeds(runs: list[Path]) -> str:
+    """The runs' per-task mean ± std over their seeds, the bootstrap interval, each seed's score and Hugging Face's
     best recipe, then the mean over tasks under both ``--below-majority`` policies (``glue_tf.report.build``
-    on the run's own ``result.json`` files: nothing is retrained)."""
+    on the runs' own ``result.json`` files: nothing is retrained). Several runs of the same seeds, each over
+    some of the tasks, make one table (tasks trained in different sessions); a task in two of them is refused."""
     from glue_tf import report
     from glue_tf.run_dir import RunDir
 
-    results = {name: json.loads(RunDir(run).result(name).read_text()) for name in TASKS
-               if RunDir(run).result(name).is_file()}
+    results, found_in = {}, {}
+    for run in runs:
+        for name in [n for n in TASKS if RunDir(run).result(n).is_file()]:
+            if name in found_in:
+                raise SystemExit(f"--seeds-run: {TASKS[name].display_name} is in both {found_in[name]} and {run}")
+            results[name], found_in[name] = json.loads(RunDir(run).result(name).read_text()), run
+    seed_lists = {name: [s["seed"] for s in result.get("seeds") or []] for name, result in results.items()}
+    if len({tuple(seeds) for seeds in seed_lists.values()}) > 1:  # the per-seed GLUE score pairs seed k of every task
+        raise SystemExit(f"--seeds-run: the tasks trained different seeds ({seed_lists}); one table needs the same ones")
     built = {policy: report.build(results, {}, below_majority=policy) for policy in ("model", "majority")}
     lines = ["| task | mean ± std over seeds | 95% CI over dev examples | each seed | majority class | "
              "Hugging Face, best recipe | mean − HF |", "|---|---|---|---|---|---|---|"]
@@ -202,7 +210,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path)
     parser.add_argument("--command")
-    parser.add_argument("--seeds-run", type=Path, help="print the fresh-seed table of this run folder instead")
+    parser.add_argument("--seeds-run", type=Path, nargs="+", metavar="RUN",
+                        help="print the fresh-seed table of these run folders (the same seeds, each over its tasks) instead")
     parser.add_argument("--sweep", type=Path, metavar="RECIPE_OR_SWEEP",
                         help="print the sweep table of this recipe file, or of a sweep folder's finished points, instead")
     parser.add_argument("--reproduces", type=Path, nargs=2, metavar=("REPORTED_RUN", "RERUN"),

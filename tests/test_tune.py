@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import statistics
 
 import pytest
 
@@ -220,3 +221,34 @@ def test_a_rerun_reproduces_the_tasks_whose_mean_is_within_two_reported_stds(tmp
     assert "| RTE | 55.6 ± 1.1 (3) | 57.5 (1) | +1.9 | yes: 1.9 ≤ 2 × 1.1 |" in table
     assert "WNLI" not in table  # only the tasks both runs hold
     assert table.rstrip().endswith("1 of 2 tasks reproduce (rerun mean within 2 reported stds).")
+
+
+def test_the_fresh_seed_table_joins_runs_of_the_same_seeds_each_over_its_own_tasks(tmp_path):
+    """``bench/results_doc.py --seeds-run A B``: three fresh seeds of six tasks are hours, trained over several
+    sessions into several run folders; one table joins them, pairing seed k of every task for the GLUE score's
+    spread, and refuses a task found twice or runs of different seeds."""
+    from bench.results_doc import render_seeds
+    from glue_tf.run_dir import RunDir
+
+    def run(name, task, scores, seeds=(42, 43, 44)):
+        path = RunDir(tmp_path / name).result(task)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mean, std = sum(scores) / 3, statistics.stdev(scores)
+        path.write_text(json.dumps({
+            "task": task, "dev": {"accuracy": mean}, "dev_score": max(scores), "dev_score_mean": mean,
+            "dev_score_std": std, "dev_score_ci95": [mean - 5, mean + 5], "majority_score": 50.0,
+            "majority_baseline": {"accuracy": 50.0},
+            "seeds": [{"seed": seed, "best_score": score} for seed, score in zip(seeds, scores)]}))
+        return tmp_path / name
+
+    rte, wnli = run("a", "rte", [54.0, 56.0, 58.0]), run("b", "wnli", [40.0, 46.0, 52.0])
+    table = render_seeds([rte, wnli])
+    assert "| RTE | 56.0 ± 2.0 | [51.0, 61.0] | 42: 54.0, 43: 56.0, 44: 58.0 |" in table
+    assert "| WNLI | 46.0 ± 6.0 | [41.0, 51.0] | 42: 40.0, 43: 46.0, 44: 52.0 |" in table
+    # per-seed means 47, 51, 55 (seed k of both tasks), std 4.0; counting WNLI as its majority class's 50: 52, 53, 54
+    assert "the model's own answers: **51.0** ± 4.0 (std of the per-seed means)" in table
+    assert "`--below-majority majority`: **53.0** ± 1.0 (std of the per-seed means); the majority class stands in for WNLI" in table
+    with pytest.raises(SystemExit, match=r"RTE is in both .*a and .*c"):
+        render_seeds([rte, run("c", "rte", [50.0, 51.0, 52.0])])
+    with pytest.raises(SystemExit, match="the tasks trained different seeds"):
+        render_seeds([rte, run("d", "mrpc", [80.0, 81.0, 82.0], seeds=(45, 46, 47))])
