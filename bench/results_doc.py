@@ -5,8 +5,9 @@ trainer, same MiniLM checkpoint and data, on this machine); every number of ours
 comes from the run's report.json and run.log.
 
     python -m bench.results_doc --run runs/minilm-full --command "make train-all ..." > docs/RESULTS.md
-    python -m bench.results_doc --seeds-run runs/seeds42   # the fresh-seed table (mean ± std, intervals; runs...)
+    python -m bench.results_doc --seeds-run runs/seeds42 [runs/more ...]   # the fresh-seed table (mean ± std, intervals)
     python -m bench.results_doc --sweep recipes/all-minilm-l6-v2.json   # glue-tf tune's table, per task
+    python -m bench.results_doc --sweep sweeps/all-minilm-l6-v2   # a sweep's points finished so far
     python -m bench.results_doc --reproduces runs/recipe42 runs/rerun   # does a rerun of the recipe reproduce?
 """
 
@@ -169,13 +170,15 @@ def render_sweep(path: Path) -> str:
 
 def _finished_points(sweep: Path) -> dict:
     """Per task, the ``point.json`` records under a sweep folder, in the grid's order, shaped like a recipe's
-    entries (their seeds and precision as the first record gives them)."""
+    entries (tune reuses a record only under its own settings, so a task's points share seeds and precision;
+    a folder that mixes them shows every precision it holds)."""
     tasks = {}
     for record_path in sorted(sweep.glob("*/*/point.json")):
         tasks.setdefault(record_path.parent.parent.name, []).append(json.loads(record_path.read_text()))
     return {name: {"points": sorted(points, key=lambda point: tuple(point[f] for f in RECIPE_FIELDS)),
                    "seeds": points[0]["seeds"],
-                   "precision": points[0]["precision"]} for name, points in tasks.items()}
+                   "precision": "/".join(sorted({point["precision"] for point in points}))}
+            for name, points in tasks.items()}
 
 
 def _machine_words(machine: dict | None) -> str:
